@@ -1,0 +1,25 @@
+# salbench: a reproducibility study of saliency methods, as a Snakemake DAG.
+# Without --configfile it runs the embedded default, config/config.yaml (loaded in common.smk, so
+# that a --configfile study replaces the default instead of being merged into it).
+# Wiring only: validation, input functions and targets live in workflow/rules/common.smk.
+# Keep this cheap (no torch import, no directory scans): every cluster job re-parses it.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/saliency.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

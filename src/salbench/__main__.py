@@ -1,0 +1,7 @@
+"""``python -m salbench`` = the ``salbench`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

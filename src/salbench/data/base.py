@@ -1,0 +1,77 @@
+"""The data-set registry and the item contract.
+
+A data source fetches (downloads and verifies, or generates) its files into
+``resources/datasets/{dataset}`` and reads them back as :class:`Items`. The unit of evaluation is an
+item: one image with one target class and, where the data set has it, that class's ground-truth mask.
+Multi-object images give one item per present class.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..params import resolve_params
+from ..registry import Registry
+
+DATASETS: Registry[type["DataSource"]] = Registry("dataset")
+
+
+def register_dataset(name: str):
+    """Class decorator: register a :class:`DataSource` subclass under ``name``."""
+
+    def decorator(cls: type[DataSource]) -> type[DataSource]:
+        cls.name = name
+        return DATASETS.register(name)(cls)
+
+    return decorator
+
+
+def create_dataset(name: str, **params: Any) -> "DataSource":
+    """Build the data source registered as ``name`` with ``params`` over its defaults."""
+    return DATASETS.get(name)(**params)
+
+
+def list_datasets(filter: str = "*") -> list[str]:
+    """Registered data-set names matching the fnmatch ``filter``."""
+    return DATASETS.names(filter)
+
+
+@dataclass
+class Items:
+    """N evaluation (or training) items. Images are uint8 ``[N,H,W,3]``; masks bool ``[N,H,W]``."""
+
+    item_ids: list[str]
+    image_ids: list[str]
+    images: np.ndarray
+    targets: np.ndarray
+    masks: np.ndarray | None = None
+    difficult: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+class DataSource(abc.ABC):
+    """Base of every data set: ``fetch`` into a folder, then read splits from it."""
+
+    name: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: class names, index = target
+    classes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        self.params = resolve_params("dataset", self.name, self.defaults, params)
+
+    @abc.abstractmethod
+    def fetch(self, root: Path) -> None:
+        """Download-and-verify or generate the data set's files into ``root`` (and a manifest.json)."""
+
+    @abc.abstractmethod
+    def load(self, root: Path, split: str) -> Items:
+        """Items of ``split`` ("train", "val" or "eval") from the files ``fetch`` wrote."""

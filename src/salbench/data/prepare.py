@@ -1,0 +1,58 @@
+"""Turn a fetched data set's evaluation items into ``results/{dataset}/data.zarr``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..provenance import file_sha256
+from ..store import object_strings, open_store, write_store
+from .base import DataSource, Items
+
+
+def manifest_sha256(root: str | Path) -> str:
+    """sha256 of a fetched data set's manifest.json (identifies its exact files)."""
+    return file_sha256(Path(root) / "manifest.json")
+
+
+def items_to_dataset(items: Items, attrs: dict[str, Any]) -> xr.Dataset:
+    """Items as an xarray Dataset: image (item, channel, y, x) uint8, mask (item, y, x) bool, difficult (item)."""
+    n, height, width = len(items), items.images.shape[1], items.images.shape[2]
+    masks = items.masks if items.masks is not None else np.zeros((n, height, width), dtype=bool)
+    difficult = items.difficult if items.difficult is not None else np.zeros(n, dtype=bool)
+    return xr.Dataset(
+        {
+            "image": (("item", "channel", "y", "x"), np.ascontiguousarray(items.images.transpose(0, 3, 1, 2))),
+            "mask": (("item", "y", "x"), masks.astype(bool)),
+            "difficult": (("item",), difficult.astype(bool)),
+        },
+        coords={
+            "item": object_strings(items.item_ids),
+            "image_id": ("item", object_strings(items.image_ids)),
+            "target": ("item", np.asarray(items.targets, dtype=np.int64)),
+        },
+        attrs={**attrs, "has_masks": items.masks is not None},
+    )
+
+
+def prepare_eval_store(dataset: str, source: DataSource, root: Path, out: Path) -> Path:
+    """Write the eval split of ``source`` (fetched into ``root``) as the data store ``out``."""
+    items = source.load(root, "eval")
+    attrs = {
+        "dataset": dataset,
+        "source": source.name,
+        "classes": list(source.classes),
+        "params": source.params,
+        "manifest_sha256": manifest_sha256(root),
+        "manifest": json.loads((root / "manifest.json").read_text()),
+    }
+    return write_store(items_to_dataset(items, attrs), out)
+
+
+def open_data(path: str | Path) -> xr.Dataset:
+    """Open and verify a data store written by :func:`prepare_eval_store`."""
+    return open_store(path)

@@ -1,0 +1,172 @@
+"""One function per pipeline job: load inputs, call the library, write outputs with provenance.
+
+Every Snakemake rule calls one ``salbench`` subcommand, which calls one of these. They are also
+usable alone (from Python or the CLI) on files the workflow wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from .config import canonical_json
+from .provenance import file_sha256, provenance
+from .store import atomic_path, object_strings, open_store, write_store
+
+log = logging.getLogger("salbench")
+
+SCORE_COLUMNS = ["dataset", "model", "method", "item", "target", "metric", "value"]
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but no CUDA GPU is visible (use device: auto or cpu)")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fetch_dataset(source_name: str, params: dict[str, Any], out: Path) -> None:
+    """Download-and-verify or generate a data set into ``out`` (atomically)."""
+    from .data import create_dataset
+
+    source = create_dataset(source_name, **params)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        source.fetch(tmp)
+
+
+def prepare_dataset(name: str, source_name: str, params: dict[str, Any], root: Path, out: Path) -> None:
+    """Write the eval items of a fetched data set as ``data.zarr``."""
+    from .data import create_dataset
+    from .data.prepare import prepare_eval_store
+
+    prepare_eval_store(name, create_dataset(source_name, **params), root, out)
+
+
+def train(source_name: str, dataset_params: dict[str, Any], root: Path, arch: str, train_params: dict[str, Any],
+          seed: int, device: str, out: Path, metrics_out: Path) -> dict[str, Any]:
+    """Train ``arch`` on the train split of a fetched data set; write checkpoint and metrics JSON."""
+    from .data import create_dataset
+    from .data.prepare import manifest_sha256
+    from .models import build_model, save_checkpoint
+    from .train import train_classifier
+
+    device = resolve_device(device)
+    seed_everything(seed)
+    source = create_dataset(source_name, **dataset_params)
+    train_items, val_items = source.load(root, "train"), source.load(root, "val")
+    model = build_model(arch, num_classes=len(source.classes))
+    metrics = train_classifier(model, train_items, val_items, seed=seed, device=device, **train_params)
+    meta = {"num_classes": len(source.classes), "classes": list(source.classes), "seed": seed,
+            "train_params": train_params, "data_manifest_sha256": manifest_sha256(root), "metrics": metrics}
+    sha = save_checkpoint(model.cpu(), out, meta)
+    record = {**metrics, "arch": arch, "checkpoint_sha256": sha, "provenance": provenance(device)}
+    with atomic_path(metrics_out) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def saliency(dataset: str, model_name: str, method_id: str, method_name: str, method_params: dict[str, Any],
+             data_path: Path, checkpoint: Path, seed: int, device: str, batch_size: int, out: Path,
+             target_layer: str | None = None) -> None:
+    """Compute one method's maps for every item of a data store; write ``{method}.zarr``."""
+    from .methods import METHODS, create_method
+    from .models import load_checkpoint
+    from .saliency import compute_maps
+
+    start = time.perf_counter()
+    device = resolve_device(device)
+    seed_everything(seed)
+    data = open_store(data_path)
+    model = load_checkpoint(checkpoint, device)
+    params = dict(method_params)
+    if METHODS.get(method_name).needs_layer:
+        params.setdefault("layer", target_layer or model.spec.target_layer)
+    method = create_method(method_name, **params)
+    reason = method.skip_reason(model.spec)
+    if reason:
+        raise ValueError(f"method {method_id!r} cannot explain model {model_name!r}: {reason}")
+    images = torch.from_numpy(data["image"].values).to(device).float().div_(255)
+    targets = torch.from_numpy(data["target"].values).to(device)
+    compute_start = time.perf_counter()
+    maps = compute_maps(method, model, images, targets, batch_size=batch_size)
+    compute_s = time.perf_counter() - compute_start
+    ds = xr.Dataset(
+        {"saliency": (("item", "y", "x"), maps.numpy().astype(np.float32))},
+        coords={"item": object_strings(data["item"].values), "target": ("item", data["target"].values)},
+        attrs={
+            "dataset": dataset, "model": model_name, "method": method_id, "method_name": method_name,
+            "method_params": method.params, "citation": method.citation, "seed": seed,
+            "checkpoint_sha256": file_sha256(checkpoint), "data_manifest_sha256": data.attrs["manifest_sha256"],
+            "data_store_sha256": data.attrs["content_sha256"], "device": device,
+            "compute_s": compute_s, "runtime_s": time.perf_counter() - start, "provenance": provenance(device),
+        },
+    )
+    write_store(ds, out)
+
+
+def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict[str, Any]], data_path: Path,
+          checkpoint: Path, maps_path: Path, device: str, batch_size: int, out: Path) -> pd.DataFrame:
+    """Score one method's maps with every configured metric; write a tidy parquet table."""
+    from .metrics import ScoringBatch, create_metric
+    from .models import load_checkpoint
+
+    device = resolve_device(device)
+    data, maps = open_store(data_path), open_store(maps_path)
+    if list(data["item"].values) != list(maps["item"].values):
+        raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
+    instances = {name: create_metric(spec["metric"], **spec.get("params", {})) for name, spec in metrics.items()}
+    model = load_checkpoint(checkpoint, device) if any(m.needs_model for m in instances.values()) else None
+    values = {name: [] for name in instances}
+    n = data.sizes["item"]
+    for lo in range(0, n, batch_size):
+        sl = slice(lo, min(lo + batch_size, n))
+        batch = ScoringBatch(
+            images=torch.from_numpy(data["image"].values[sl]).to(device).float().div_(255),
+            maps=torch.from_numpy(maps["saliency"].values[sl]).to(device),
+            targets=torch.from_numpy(data["target"].values[sl]).to(device),
+            masks=torch.from_numpy(data["mask"].values[sl]).to(device) if data.attrs.get("has_masks") else None,
+            model=model,
+        )
+        for name, metric in instances.items():
+            values[name].append(np.asarray(metric.score(batch), dtype=np.float64))
+    frames = [
+        pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": data["item"].values.astype(str),
+                      "target": data["target"].values.astype(np.int64), "metric": name, "value": np.concatenate(vals)})
+        for name, vals in values.items()
+    ]
+    table = pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
+    table.attrs = {}
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    return table
+
+
+def metric_info(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Aggregation rule, direction and description of each configured metric (for the report)."""
+    from .metrics import METRICS
+
+    info = {}
+    for name, spec in metrics.items():
+        cls = METRICS.get(spec["metric"])
+        info[name] = {"aggregate": cls.aggregate, "higher_is_better": cls.higher_is_better,
+                      "description": METRICS.description(spec["metric"]), "params": canonical_json(spec.get("params", {}))}
+    return info

@@ -1,0 +1,88 @@
+"""The metric contract and registry.
+
+A metric scores each item of a batch: ``metric.score(batch) -> ndarray[N]`` (float64, NaN where an
+item cannot be scored, e.g. no ground-truth mask). How per-item values become one number is the
+metric's declared ``aggregate`` ("mean", or "class_mean" for the TorchRay pointing game: mean over
+classes of the per-class mean). Scores are written as tidy tables, one row per (item, metric).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..params import resolve_params
+from ..registry import Registry
+
+METRICS: Registry[type["Metric"]] = Registry("metric")
+AGGREGATES = ("mean", "class_mean")
+
+
+def register_metric(name: str):
+    """Class decorator: register a :class:`Metric` subclass under ``name``."""
+
+    def decorator(cls: type[Metric]) -> type[Metric]:
+        cls.name = name
+        return METRICS.register(name)(cls)
+
+    return decorator
+
+
+def create_metric(name: str, **params: Any) -> "Metric":
+    """Build the metric registered as ``name`` with ``params`` over its protocol defaults."""
+    return METRICS.get(name)(**params)
+
+
+def list_metrics(filter: str = "*") -> list[str]:
+    """Registered metric names matching the fnmatch ``filter``."""
+    return METRICS.names(filter)
+
+
+@dataclass
+class ScoringBatch:
+    """What a metric may read for a batch of N items (tensors on the scoring device)."""
+
+    images: torch.Tensor  # [N,C,H,W] float pixel space in [0,1]
+    maps: torch.Tensor  # [N,H,W] float32 saliency
+    targets: torch.Tensor  # [N] long
+    masks: torch.Tensor | None = None  # [N,H,W] bool ground truth of the target's object
+    model: nn.Module | None = None  # eval mode, on the scoring device
+
+
+class Metric(abc.ABC):
+    """Base of every metric; ``defaults`` hold the protocol's parameters."""
+
+    name: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    needs_model: ClassVar[bool] = False
+    needs_mask: ClassVar[bool] = False
+    aggregate: ClassVar[str] = "mean"
+    #: True when larger values are better (the report's ranks follow it)
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, **params: Any) -> None:
+        self.params = resolve_params("metric", self.name, self.defaults, params)
+
+    @abc.abstractmethod
+    def score(self, batch: ScoringBatch) -> np.ndarray:
+        """Per-item values, float64 ``[N]``."""
+
+
+def class_mean(values: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes of each class's mean value, NaN items ignored (TorchRay pointing-game accuracy).
+
+    A class whose items are all NaN is left out; NaN when no item has a value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    valid = ~np.isnan(values)
+    classes, inverse = np.unique(np.asarray(targets)[valid], return_inverse=True)
+    if classes.size == 0:
+        return float("nan")
+    per_class = np.bincount(inverse, weights=values[valid]) / np.bincount(inverse)
+    return float(per_class.mean())

@@ -1,0 +1,114 @@
+"""The model registry, model specs, normalisation wrapper and checkpoints.
+
+A registered architecture is a builder ``fn(num_classes) -> nn.Module`` plus a :class:`ModelSpec`
+saying its input size and normalisation (kept inside the model, so saliency inputs and baselines
+live in pixel space [0, 1]), its CAM target layer and whether it has GAP + one linear layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+ARCHS: Registry["Arch"] = Registry("model architecture")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the pipeline must know about an architecture. Layer names are relative to the wrapper."""
+
+    arch: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    target_layer: str
+    gap_fc: bool = False
+    family: str = "cnn"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A registered architecture: how to build it and its spec."""
+
+    build: Callable[[int], nn.Module]
+    spec: ModelSpec
+    description: str = ""
+
+
+def register_arch(name: str, spec: ModelSpec, description: str = "") -> Callable:
+    """Decorator registering ``build(num_classes) -> nn.Module`` as architecture ``name``."""
+
+    def decorator(build: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
+        ARCHS.register(name, description or (build.__doc__ or "").strip().splitlines()[0])(Arch(build, spec))
+        return build
+
+    return decorator
+
+
+def list_models(filter: str = "*") -> list[str]:
+    """Registered architecture names matching the fnmatch ``filter``."""
+    return ARCHS.names(filter)
+
+
+class NormalizedClassifier(nn.Module):
+    """``net((x - mean) / std)`` for pixel-space inputs in [0, 1]; the net is the ``net`` submodule."""
+
+    def __init__(self, net: nn.Module, spec: ModelSpec) -> None:
+        super().__init__()
+        self.net = net
+        self.spec = spec
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def build_model(arch: str, num_classes: int) -> NormalizedClassifier:
+    """A freshly initialised, normalisation-wrapped model of architecture ``arch``."""
+    entry = ARCHS.get(arch)
+    return NormalizedClassifier(entry.build(num_classes), entry.spec)
+
+
+def save_checkpoint(model: NormalizedClassifier, path: str | Path, meta: dict[str, Any]) -> str:
+    """Save weights + arch + metadata atomically; returns the file's sha256."""
+    from ..store import atomic_path
+
+    buffer = io.BytesIO()
+    num_classes = meta["num_classes"]
+    torch.save({"arch": model.spec.arch, "num_classes": num_classes, "state_dict": model.state_dict(),
+                "meta": meta}, buffer)
+    data = buffer.getvalue()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupted or for an unknown architecture."""
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> NormalizedClassifier:
+    """Load a checkpoint written by :func:`save_checkpoint`, in eval mode on ``device``."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_model(payload["arch"], payload["num_classes"])
+        model.load_state_dict(payload["state_dict"])
+    except Exception as err:
+        raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err})") from err
+    model.meta = payload.get("meta", {})
+    return model.eval().to(device)
+
+
+def spec_dict(spec: ModelSpec) -> dict[str, Any]:
+    """JSON-friendly spec for store attrs."""
+    return asdict(spec)

@@ -1,0 +1,78 @@
+"""Config validation: defaults filled, and one clear message naming the key for each mistake."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from salbench.config import ConfigError, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def _with(change) -> dict:
+    config = copy.deepcopy(DEFAULT)
+    change(config)
+    return config
+
+
+def test_default_config_is_valid_and_filled():
+    config = load_config(ROOT / "config" / "config.yaml")
+    assert config["methods"]["gradcam"]["method"] == "gradcam"
+    assert config["methods"]["gradcam"]["params"] == {}
+    assert config["report"]["bootstrap"] == 1000
+    assert config["models"]["cnn"]["train"]["weight_decay"] == 0.0001
+
+
+def test_input_is_not_modified():
+    config = copy.deepcopy(DEFAULT)
+    validate_config(config)
+    assert config == DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["methods"].update(gradcamm={}), ["methods.gradcamm.method", "'gradcamm'", "allowed values", "gradcam"]),
+        (lambda c: c["metrics"].update(pointing={}), ["metrics.pointing.metric", "pointing_game"]),
+        (lambda c: c["models"]["cnn"].update(arch="vgg99"), ["models.cnn.arch", "small_cnn"]),
+        (lambda c: c["datasets"]["shapes"].update(source="cifar"), ["datasets.shapes.source", "shapes"]),
+        (lambda c: c.update(devcie="cpu"), ["'devcie' is not allowed", "allowed keys", "device"]),
+        (lambda c: c.update(device="tpu"), ["'device'", "'tpu'", "auto, cpu, cuda"]),
+        (lambda c: c.update(seed="zero"), ["'seed'", "'zero'"]),
+        (lambda c: c.update(batch_size=0), ["'batch_size'"]),
+        (lambda c: c["models"]["cnn"]["train"].update(epochs=2.5), ["models.cnn.train.epochs"]),
+        (lambda c: c["models"]["cnn"]["train"].update(momentum=0.9), ["models.cnn.train.momentum", "allowed keys"]),
+        (lambda c: c["methods"]["gradcam"].update(params={"layr": "x"}), ["methods.gradcam.params.layr", "allowed keys"]),
+        (lambda c: c["metrics"]["deletion"].update(params={"steps": "many"}), ["metrics.deletion.params.steps", "wrong type"]),
+        (lambda c: c["datasets"]["shapes_pair"].update(models_from="nowhere"), ["models_from", "'nowhere'", "shapes"]),
+        (lambda c: c.pop("methods"), ["'methods' is a required property"]),
+        (lambda c: c["methods"].update({"bad/name": {}}), ["methods", "bad/name"]),
+        (lambda c: c.update(study="my study"), ["'study'"]),
+    ],
+)
+def test_bad_config_names_the_key(change, expected):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_with(change))
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in expected:
+        assert fragment in message, message
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_catalog_matches_live_registries():
+    from salbench.catalog import render_catalog
+    from salbench.config import CATALOG_PATH
+
+    assert CATALOG_PATH.read_text() == render_catalog(), "run `salbench catalog --write` after changing a registry"

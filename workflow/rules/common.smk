@@ -1,0 +1,147 @@
+# Config validation, wildcard constraints, input and params functions for every rule.
+import os
+import re
+import sys
+from pathlib import Path
+
+from salbench.config import (
+    ConfigError,
+    canonical_json,
+    load_catalog,
+    read_config_file,
+    source_hash,
+    training_dataset,
+    validate_config,
+)
+
+DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+try:
+    _validated = validate_config(config or read_config_file(DEFAULT_CONFIG))
+except ConfigError as err:
+    sys.exit(f"salbench: {err}")
+config.clear()
+config.update(_validated)
+
+# Jobs call the `salbench` next to this interpreter, activated or not.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+CATALOG = load_catalog()
+STUDY = config["study"]
+DATASETS = sorted(config["datasets"])
+TRAIN_DATASETS = [d for d in DATASETS if "models_from" not in config["datasets"][d]]
+MODELS = sorted(config["models"])
+METHODS = sorted(config["methods"])
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    model=_alternatives(MODELS),
+    method=_alternatives(METHODS),
+
+
+def skip_reason(model, method):
+    """Why a (model, method) pair is not scheduled (None when it is), from the registry catalog."""
+    spec = CATALOG["archs"][config["models"][model]["arch"]]["spec"]
+    entry = CATALOG["methods"][config["methods"][method]["method"]]
+    if entry["model_family"] and entry["model_family"] != spec["family"]:
+        return f"{method} needs a {entry['model_family']} model; {model} is {spec['family']}"
+    if entry["needs_gap_fc"] and not spec["gap_fc"]:
+        return f"{method} needs global average pooling + one linear layer; {model} has not"
+    return None
+
+
+SALIENCY_JOBS = [
+    (d, m, k) for d in DATASETS for m in MODELS for k in METHODS if skip_reason(m, k) is None
+]
+SKIPPED = {(m, k): skip_reason(m, k) for m in MODELS for k in METHODS if skip_reason(m, k)}
+
+
+def saliency_store(dataset, model, method):
+    return f"results/{dataset}/{model}/saliency/{method}.zarr"
+
+
+def score_table(dataset, model, method):
+    return f"results/{dataset}/{model}/scores/{method}.parquet"
+
+
+def report_figures():
+    examples = [f"reports/{STUDY}/figures/examples_{d}_{m}.png" for d in DATASETS for m in MODELS]
+    return [f"reports/{STUDY}/figures/metrics.png", f"reports/{STUDY}/figures/metrics.svg", *examples]
+
+
+def final_outputs():
+    return [f"reports/{STUDY}/index.html"]
+
+
+def model_checkpoint(wildcards):
+    return f"results/{training_dataset(config, wildcards.dataset)}/models/{wildcards.model}.pt"
+
+
+def dataset_params(wildcards):
+    return canonical_json(config["datasets"][wildcards.dataset]["params"])
+
+
+def dataset_source(wildcards):
+    return config["datasets"][wildcards.dataset]["source"]
+
+
+def training_source(wildcards):
+    return config["datasets"][wildcards.dataset]["source"]
+
+
+def train_params(wildcards):
+    return canonical_json(config["models"][wildcards.model]["train"])
+
+
+def model_arch(wildcards):
+    return config["models"][wildcards.model]["arch"]
+
+
+def method_name(wildcards):
+    return config["methods"][wildcards.method]["method"]
+
+
+def method_params(wildcards):
+    return canonical_json(config["methods"][wildcards.method]["params"])
+
+
+def layer_option(wildcards):
+    layer = config["models"][wildcards.model].get("target_layer")
+    return f"--layer {layer}" if layer else ""
+
+
+def metrics_json(wildcards=None):
+    return canonical_json(config["metrics"])
+
+
+# Rerun triggers for library code (Snakemake does not track imported modules): each rule's params
+# carry a hash of exactly the sources it depends on.
+def _modules(section, names):
+    return [CATALOG[section][n]["module"] for n in names]
+
+
+def data_code(wildcards):
+    return source_hash(["data/base.py", "data/prepare.py", *_modules("datasets", [dataset_source(wildcards)])])
+
+
+def model_code(wildcards):
+    return source_hash(["models/base.py", "train.py", *_modules("archs", [model_arch(wildcards)])])
+
+
+def method_code(wildcards):
+    return source_hash(
+        ["methods/base.py", "methods/postprocess.py", "saliency.py", *_modules("methods", [method_name(wildcards)])]
+    )
+
+
+def metrics_code(wildcards=None):
+    return source_hash(["metrics/base.py", *_modules("metrics", [s["metric"] for s in config["metrics"].values()])])
+
+
+onstart:
+    for (model, method), reason in sorted(SKIPPED.items()):
+        print(f"salbench: skipping {method} on {model}: {reason}", file=sys.stderr)

@@ -1,0 +1,19 @@
+rule score:
+    input:
+        data="results/{dataset}/data.zarr",
+        checkpoint=model_checkpoint,
+        maps="results/{dataset}/{model}/saliency/{method}.zarr",
+    output:
+        "results/{dataset}/{model}/scores/{method}.parquet",
+    log:
+        "logs/score/{dataset}/{model}/{method}.log",
+    threads: 1
+    params:
+        metrics=metrics_json,
+        device=config["device"],
+        batch_size=config["batch_size"],
+        code=metrics_code,
+    shell:
+        "salbench score --dataset {wildcards.dataset} --model {wildcards.model} --method-id {wildcards.method}"
+        " --metrics {params.metrics:q} --data {input.data} --checkpoint {input.checkpoint} --maps {input.maps}"
+        " --batch-size {params.batch_size} --device {params.device} --threads {threads} --out {output} > {log} 2>&1"

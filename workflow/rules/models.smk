@@ -1,0 +1,27 @@
+rule train_model:
+    input:
+        "resources/datasets/{dataset}",
+    output:
+        checkpoint="results/{dataset}/models/{model}.pt",
+        metrics=report(
+            "results/{dataset}/models/{model}.train.json",
+            category="Models",
+            labels={"data set": "{dataset}", "model": "{model}"},
+        ),
+    log:
+        "logs/train_model/{dataset}/{model}.log",
+    wildcard_constraints:
+        dataset=_alternatives(TRAIN_DATASETS),
+    threads: 2
+    params:
+        source=dataset_source,
+        spec=dataset_params,
+        arch=model_arch,
+        train=train_params,
+        seed=config["seed"],
+        device=config["device"],
+        code=model_code,
+    shell:
+        "salbench train --source {params.source} --params {params.spec:q} --root {input} --arch {params.arch}"
+        " --train {params.train:q} --seed {params.seed} --device {params.device} --threads {threads}"
+        " --out {output.checkpoint} --metrics {output.metrics} > {log} 2>&1"

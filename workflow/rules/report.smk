@@ -1,0 +1,30 @@
+rule report:
+    input:
+        scores=[score_table(*job) for job in SALIENCY_JOBS],
+        maps=[saliency_store(*job) for job in SALIENCY_JOBS],
+        data=expand("results/{dataset}/data.zarr", dataset=DATASETS),
+    output:
+        html=f"reports/{STUDY}/index.html",
+        summary=report(
+            f"results/tables/{STUDY}/summary.csv", caption="../report/leaderboard.rst", category="Leaderboard"
+        ),
+        metrics_png=report(
+            f"reports/{STUDY}/figures/metrics.png", caption="../report/metrics_figure.rst", category="Metrics"
+        ),
+        metrics_svg=f"reports/{STUDY}/figures/metrics.svg",
+        examples=report(
+            expand(f"reports/{STUDY}/figures/examples_{{dataset}}_{{model}}.png", dataset=DATASETS, model=MODELS),
+            caption="../report/examples.rst",
+            category="Example maps",
+        ),
+    log:
+        f"logs/report/{STUDY}.log",
+    params:
+        config=canonical_json(config),
+        data=[f"{d}=results/{d}/data.zarr" for d in DATASETS],
+        out=f"reports/{STUDY}",
+        tables=f"results/tables/{STUDY}",
+        code=source_hash(["report/__init__.py", "report/build.py", "report/tables.py", "report/figures.py", "report/html.py"]),
+    shell:
+        "salbench report --config-json {params.config:q} --scores {input.scores} --maps {input.maps}"
+        " --data {params.data} --out {params.out} --tables {params.tables} > {log} 2>&1"
