@@ -8,6 +8,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+envvars:
+    "PATH",
+
+
 report: "workflow/report/workflow.rst"
 
 

@@ -76,3 +76,13 @@ def test_catalog_matches_live_registries():
     from salbench.config import CATALOG_PATH
 
     assert CATALOG_PATH.read_text() == render_catalog(), "run `salbench catalog --write` after changing a registry"
+
+
+def test_source_hash_follows_imports_of_one_method_only():
+    from salbench.config import source_closure, source_hash
+
+    closure = source_closure("methods/gradient.py")
+    assert {"methods/gradient.py", "methods/base.py", "params.py"} <= closure
+    assert "methods/cam.py" not in closure
+    assert source_hash(["methods/gradient.py"]) != source_hash(["methods/cam.py"])
+    assert source_hash(["methods/gradient.py"]) == source_hash(["methods/gradient.py"])

@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     _threads(args)
     record = train(args.source, args.params, args.root, args.arch, args.train, args.seed, args.device, args.out,
                    args.metrics)
-    print(f"trained {args.arch}: val accuracy {record.get('val_accuracy', float('nan')):.3f}")
+    print(f"trained {args.arch}: val accuracy {record['final_val_accuracy']:.3f}")
 
 
 def cmd_saliency(args: argparse.Namespace) -> None:
@@ -103,8 +103,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     config = load_config(args.config) if args.config else args.config_json
     data_stores = dict(item.split("=", 1) for item in args.data)
     path = build_report(study=config["study"], config=config, score_files=args.scores, map_stores=args.maps,
-                        data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.out,
-                        tables_dir=args.tables, metric_info=metric_info(config["metrics"]))
+                        data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
+                        tables_dir=args.summary.parent, metric_info=metric_info(config["metrics"]))
     print(f"report written to {path}")
 
 
@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", type=Path, nargs="+", required=True)
     p.add_argument("--maps", type=Path, nargs="+", required=True)
     p.add_argument("--data", nargs="+", required=True, help="NAME=PATH data stores")
-    p.add_argument("--out", type=Path, required=True, help="report folder")
-    p.add_argument("--tables", type=Path, required=True, help="folder for aggregated tables")
+    p.add_argument("--html", type=Path, required=True, help="reports/{study}/index.html; figures go beside it")
+    p.add_argument("--summary", type=Path, required=True, help="results/tables/{study}/summary.csv; other tables beside it")
     return parser
 
 

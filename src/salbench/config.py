@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -153,10 +154,48 @@ def training_dataset(config: dict[str, Any], dataset: str) -> str:
     return config["datasets"][dataset].get("models_from", dataset)
 
 
-def source_hash(relative_paths: Iterable[str]) -> str:
-    """Short sha256 over the contents of source files under ``src/salbench`` (rerun trigger for rules)."""
+_RELATIVE_IMPORT = re.compile(r"^\s*from (\.+)([\w.]*) import ([\w, ()]+)", re.MULTILINE)
+
+
+def _imported_files(rel: str) -> set[str]:
+    """Package files that ``rel`` imports relatively (``from .x import y``, ``from . import x``)."""
+    found = set()
+    here = (SRC_DIR / rel).parent
+    for dots, module, names in _RELATIVE_IMPORT.findall((SRC_DIR / rel).read_text()):
+        base = here
+        for _ in range(len(dots) - 1):
+            base = base.parent
+        targets = [module] if module else [n.strip(" ()") for n in names.split(",")]
+        for target in targets:
+            path = base.joinpath(*target.split("."))
+            for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+                if candidate.is_file():
+                    found.add(candidate.relative_to(SRC_DIR).as_posix())
+                    break
+    return found
+
+
+@lru_cache(maxsize=None)
+def source_closure(rel: str) -> frozenset[str]:
+    """``rel`` and every package file it imports, transitively (relative imports only)."""
+    seen, todo = set(), [rel]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(_imported_files(current) - seen)
+    return frozenset(seen)
+
+
+def source_hash(entry_files: Iterable[str]) -> str:
+    """Short sha256 over the source files under ``src/salbench`` that ``entry_files`` depend on.
+
+    Snakemake does not track imported modules, so rules carry this as a param: editing a method's
+    module (or anything it imports) reruns that method's jobs and nothing else.
+    """
     digest = hashlib.sha256()
-    for rel in sorted(set(relative_paths)):
+    files = sorted(set().union(*(source_closure(f) for f in entry_files)))
+    for rel in files:
         digest.update(rel.encode())
         digest.update((SRC_DIR / rel).read_bytes())
     return digest.hexdigest()[:16]

@@ -149,7 +149,7 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
         for name, metric in instances.items():
             values[name].append(np.asarray(metric.score(batch), dtype=np.float64))
     frames = [
-        pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": data["item"].values.astype(str),
+        pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": object_strings(data["item"].values),
                       "target": data["target"].values.astype(np.int64), "metric": name, "value": np.concatenate(vals)})
         for name, vals in values.items()
     ]

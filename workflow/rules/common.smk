@@ -22,8 +22,9 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-# Jobs call the `salbench` next to this interpreter, activated or not.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# Jobs call the `salbench` installed next to this interpreter, whether or not its environment is
+# activated (with --sdm conda, the rule's environment comes first on PATH instead).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 CATALOG = load_catalog()
 STUDY = config["study"]
@@ -125,21 +126,19 @@ def _modules(section, names):
 
 
 def data_code(wildcards):
-    return source_hash(["data/base.py", "data/prepare.py", *_modules("datasets", [dataset_source(wildcards)])])
+    return source_hash(["data/prepare.py", *_modules("datasets", [dataset_source(wildcards)])])
 
 
 def model_code(wildcards):
-    return source_hash(["models/base.py", "train.py", *_modules("archs", [model_arch(wildcards)])])
+    return source_hash(["train.py", *_modules("archs", [model_arch(wildcards)])])
 
 
 def method_code(wildcards):
-    return source_hash(
-        ["methods/base.py", "methods/postprocess.py", "saliency.py", *_modules("methods", [method_name(wildcards)])]
-    )
+    return source_hash(["saliency.py", *_modules("methods", [method_name(wildcards)])])
 
 
 def metrics_code(wildcards=None):
-    return source_hash(["metrics/base.py", *_modules("metrics", [s["metric"] for s in config["metrics"].values()])])
+    return source_hash(_modules("metrics", [s["metric"] for s in config["metrics"].values()]))
 
 
 onstart:

@@ -7,6 +7,8 @@ rule get_dataset:
         source=dataset_source,
         spec=dataset_params,
         code=data_code,
+    conda:
+        "../../environment.yml"
     shell:
         "salbench get-dataset --source {params.source} --params {params.spec:q} --out {output} > {log} 2>&1"
 
@@ -22,6 +24,8 @@ rule prepare_dataset:
         source=dataset_source,
         spec=dataset_params,
         code=data_code,
+    conda:
+        "../../environment.yml"
     shell:
         "salbench prepare-dataset --dataset {wildcards.dataset} --source {params.source} --params {params.spec:q}"
         " --root {input} --out {output} > {log} 2>&1"

@@ -13,6 +13,8 @@ rule score:
         device=config["device"],
         batch_size=config["batch_size"],
         code=metrics_code,
+    conda:
+        "../../environment.yml"
     shell:
         "salbench score --dataset {wildcards.dataset} --model {wildcards.model} --method-id {wildcards.method}"
         " --metrics {params.metrics:q} --data {input.data} --checkpoint {input.checkpoint} --maps {input.maps}"

@@ -21,6 +21,8 @@ rule train_model:
         seed=config["seed"],
         device=config["device"],
         code=model_code,
+    conda:
+        "../../environment.yml"
     shell:
         "salbench train --source {params.source} --params {params.spec:q} --root {input} --arch {params.arch}"
         " --train {params.train:q} --seed {params.seed} --device {params.device} --threads {threads}"

@@ -22,9 +22,9 @@ rule report:
     params:
         config=canonical_json(config),
         data=[f"{d}=results/{d}/data.zarr" for d in DATASETS],
-        out=f"reports/{STUDY}",
-        tables=f"results/tables/{STUDY}",
-        code=source_hash(["report/__init__.py", "report/build.py", "report/tables.py", "report/figures.py", "report/html.py"]),
+        code=source_hash(["report/build.py"]),
+    conda:
+        "../../environment.yml"
     shell:
         "salbench report --config-json {params.config:q} --scores {input.scores} --maps {input.maps}"
-        " --data {params.data} --out {params.out} --tables {params.tables} > {log} 2>&1"
+        " --data {params.data} --html {output.html} --summary {output.summary} > {log} 2>&1"

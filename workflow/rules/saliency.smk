@@ -17,6 +17,8 @@ rule saliency:
         device=config["device"],
         batch_size=config["batch_size"],
         code=method_code,
+    conda:
+        "../../environment.yml"
     shell:
         "salbench saliency --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
         " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
