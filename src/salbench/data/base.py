@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..params import resolve_params
+from ..provenance import file_sha256
 from ..registry import Registry
 
 DATASETS: Registry[type["DataSource"]] = Registry("dataset")
@@ -54,6 +55,14 @@ class Items:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+
+MANIFEST = "manifest.json"
+
+
+def manifest_sha256(root: str | Path) -> str:
+    """sha256 of a fetched data set's manifest (which lists the sha256 of every file): its provenance id."""
+    return file_sha256(Path(root) / MANIFEST)
 
 
 class DataSource(abc.ABC):

@@ -9,14 +9,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..provenance import file_sha256
 from ..store import object_strings, open_store, write_store
-from .base import DataSource, Items
-
-
-def manifest_sha256(root: str | Path) -> str:
-    """sha256 of a fetched data set's manifest.json (identifies its exact files)."""
-    return file_sha256(Path(root) / "manifest.json")
+from .base import DataSource, Items, manifest_sha256
 
 
 def items_to_dataset(items: Items, attrs: dict[str, Any]) -> xr.Dataset:

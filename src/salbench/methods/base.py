@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..params import resolve_params
+from ..models.base import NormalizedClassifier
+from ..params import ParamError, check_choice, resolve_params
 from ..registry import Registry
+from .postprocess import CHANNEL_REDUCTIONS, reduce_channels
 
 METHODS: Registry[type["Method"]] = Registry("method")
 
@@ -79,3 +81,47 @@ class Method(abc.ABC):
         if self.needs_gap_fc and not model_spec.gap_fc:
             return f"{self.name} needs global average pooling + one linear layer, {model_spec.arch} has not"
         return None
+
+
+def check_number(method: Method, param: str, minimum: float, integer: bool = False) -> None:
+    """Raise a :class:`ParamError` unless ``method.params[param]`` is a number (int if ``integer``) >= ``minimum``."""
+    value = method.params[param]
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise ParamError(f"method {method.name!r}: {param} must be {kind} >= {minimum}, got {value!r}")
+
+
+def normalisation(model: nn.Module) -> tuple[nn.Module, torch.Tensor | float, torch.Tensor | float]:
+    """``(net, mean, std)`` of a :class:`NormalizedClassifier` (``[1,C,1,1]`` buffers); ``(model, 0.0, 1.0)`` otherwise.
+
+    Methods that work in the network's own input space (LRP relevance, the normalised-zero baseline)
+    use this to step inside the wrapper.
+    """
+    if isinstance(model, NormalizedClassifier):
+        return model.net, model.mean, model.std
+    return model, 0.0, 1.0
+
+
+class ChannelMethod(Method):
+    """A method whose attribution lives on the input channels, reduced to one map by ``channel_reduction``.
+
+    Subclasses implement :meth:`attribute_channels` (``[B,C,H,W]``) and put ``channel_reduction`` in their
+    ``defaults``. Wrappers that aggregate several attributions (SmoothGrad, VarGrad) aggregate the channel
+    attributions first and reduce once, as the papers do.
+    """
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_choice("method", self.name, "channel_reduction", self.params["channel_reduction"], CHANNEL_REDUCTIONS)
+
+    @abc.abstractmethod
+    def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Signed attribution ``[B,C,H,W]`` in the inputs' dtype, before channel reduction."""
+
+    def reduce(self, attribution: torch.Tensor) -> torch.Tensor:
+        """``[B,C,H,W]`` -> ``[B,H,W]`` float32 by this method's recorded ``channel_reduction``."""
+        return reduce_channels(attribution, self.params["channel_reduction"]).to(torch.float32)
+
+    def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.reduce(self.attribute_channels(model, inputs, target))

@@ -72,17 +72,3 @@ class Metric(abc.ABC):
     @abc.abstractmethod
     def score(self, batch: ScoringBatch) -> np.ndarray:
         """Per-item values, float64 ``[N]``."""
-
-
-def class_mean(values: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes of each class's mean value, NaN items ignored (TorchRay pointing-game accuracy).
-
-    A class whose items are all NaN is left out; NaN when no item has a value.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    valid = ~np.isnan(values)
-    classes, inverse = np.unique(np.asarray(targets)[valid], return_inverse=True)
-    if classes.size == 0:
-        return float("nan")
-    per_class = np.bincount(inverse, weights=values[valid]) / np.bincount(inverse)
-    return float(per_class.mean())

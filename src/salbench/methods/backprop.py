@@ -1,0 +1,197 @@
+"""Modified backpropagation: guided backprop, deconvnet, guided Grad-CAM and (contrastive) excitation backprop.
+
+Guided backprop and deconvnet are captum's, run with every activation use in its own module
+(:func:`~salbench.methods.hooks.separate_activations`). Excitation backprop uses zennit's
+``ExcitationBackprop`` composite with TorchRay's choices: bias ignored, batch norm passed through,
+residual additions split in proportion to their summands (:mod:`~salbench.methods.canonizers`), the map
+read at an intermediate layer and summed over its channels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from captum.attr import Deconvolution, GuidedBackprop
+from torch import nn
+from zennit.composites import ExcitationBackprop as ExcitationBackpropComposite
+from zennit.composites import NameLayerMapComposite
+from zennit.core import BasicHook, Composite, ParamMod, Stabilizer
+from zennit.rules import ClampMod, Pass
+from zennit.types import BatchNorm
+
+from ..params import ParamError, check_choice
+from .base import ChannelMethod, Method, register_method
+from .cam import GradCAM, resolve_layer
+from .canonizers import residual_canonizers
+from .hooks import capture_output, registered, separate_activations
+from .postprocess import UPSAMPLE_MODES, upsample
+
+#: zennit's stabiliser for excitation backprop's normalisations (TorchRay adds 1e-20)
+STABILIZER = 1e-6
+
+
+def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Guided backpropagation ``[B,C,H,W]``: ReLUs pass only positive gradients at positive inputs (captum)."""
+    with separate_activations(model, inputs), torch.enable_grad():
+        x = inputs.detach().requires_grad_()
+        return GuidedBackprop(model).attribute(x, target=target).detach()
+
+
+@register_method("guided_backprop")
+class GuidedBackpropagation(ChannelMethod):
+    """Gradient with ReLUs passing only positive signals at positive inputs (Springenberg et al. 2015)."""
+
+    citation = (
+        "Springenberg, Dosovitskiy, Brox & Riedmiller. Striving for Simplicity: The All Convolutional Net. "
+        "ICLR Workshop 2015. arXiv:1412.6806"
+    )
+    #: max |.| over colour channels, as for the gradient (Simonyan et al.; TorchRay's pointing game)
+    defaults = {"channel_reduction": "max_abs"}
+
+    def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return guided_backprop(model, inputs, target)
+
+
+@register_method("deconvnet")
+class DeconvNet(ChannelMethod):
+    """Deconvolution: ReLUs pass the positive part of the backward signal, whatever the input (Zeiler & Fergus 2014)."""
+
+    citation = (
+        "Zeiler & Fergus. Visualizing and Understanding Convolutional Networks. ECCV 2014. arXiv:1311.2901"
+    )
+    defaults = {"channel_reduction": "max_abs"}
+
+    def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with separate_activations(model, inputs), torch.enable_grad():
+            x = inputs.detach().requires_grad_()
+            return Deconvolution(model).attribute(x, target=target).detach()
+
+
+@register_method("guided_gradcam")
+class GuidedGradCAM(ChannelMethod):
+    """Guided backprop times the upsampled Grad-CAM map of the target layer (Selvaraju et al. 2017)."""
+
+    citation = GradCAM.citation
+    defaults = {"layer": None, "upsample": "bilinear", "channel_reduction": "max_abs"}
+    needs_layer = True
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.gradcam = GradCAM(layer=self.params["layer"], upsample=self.params["upsample"])
+
+    def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cams = self.gradcam.attribute(model, inputs, target)
+        return guided_backprop(model, inputs, target) * cams.unsqueeze(1).to(inputs.dtype)
+
+
+class ContrastiveZPlus(BasicHook):
+    """Excitation backprop of the target minus that of its negated classifier weights, in one rule.
+
+    For input ``x >= 0`` (excitation backprop's assumption; negative parts are dropped) and weights ``W``:
+    ``x * (W+^T (R / W+ x) - W-^T (R / W- x))`` with ``W- = max(-W, 0)`` and biases ignored. Excitation
+    backprop below this layer is linear in the signal, so this equals TorchRay's two passes (negated
+    classifier to the contrast layer, then subtraction there).
+    """
+
+    def __init__(self, stabilizer: float = STABILIZER) -> None:
+        stabilize = Stabilizer.ensure(stabilizer)
+        super().__init__(
+            input_modifiers=[lambda x: x.clamp(min=0.0), lambda x: x.clamp(min=0.0)],
+            param_modifiers=[
+                ClampMod(min=0.0, zero_params=["bias"]),
+                ParamMod(lambda param, name: (-param).clamp(min=0.0), zero_params=["bias"]),
+            ],
+            output_modifiers=[lambda z: z, lambda z: z],
+            gradient_mapper=lambda grad, outputs: [grad / stabilize(outputs[0]), -grad / stabilize(outputs[1])],
+            reducer=lambda inputs, grads: inputs[0] * grads[0] + inputs[1] * grads[1],
+        )
+
+
+def classifier_name(model: nn.Module) -> str:
+    """Name of the last convolution or linear layer (TorchRay's default classifier layer)."""
+    names = [name for name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    if not names:
+        raise ValueError("contrastive excitation backprop needs a convolution or linear classifier layer")
+    return names[-1]
+
+
+@register_method("excitation_backprop")
+class ExcitationBackprop(Method):
+    """Marginal winning probabilities at a layer, summed over its channels (Zhang et al. 2016, as in TorchRay).
+
+    The probability of the target logit is passed down by the excitation rule
+    ``P(a_j) = sum_i a_j w+_ij / (sum_k a_k w+_ik) P(a_i)`` (zennit's ``ExcitationBackprop`` composite,
+    biases ignored, batch norm passed through as TorchRay does) and read at ``layer``: TorchRay's pointing
+    game uses ``features.23`` (pool4) of VGG16 and ``layer3`` of ResNet50; from a model spec the default is
+    its Grad-CAM target layer. The layer map is summed over channels and upsampled to the input.
+    """
+
+    citation = (
+        "Zhang, Bargal, Lin, Brandt, Shen & Sclaroff. Top-down Neural Attention by Excitation "
+        "Backprop. ECCV 2016; IJCV 126:1084-1102, 2018. arXiv:1608.00507"
+    )
+    defaults: dict[str, Any] = {"layer": None, "upsample": "bilinear"}
+    needs_layer = True
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_choice("method", self.name, "upsample", self.params["upsample"], UPSAMPLE_MODES)
+
+    def composite(self, model: nn.Module) -> Composite:
+        """zennit's excitation-backprop composite (``Z+`` without bias on linear layers, proportional sums and
+        average pools) with batch norm passed through and residual additions as ``Sum`` modules."""
+        return ExcitationBackpropComposite(
+            stabilizer=STABILIZER, layer_map=[(BatchNorm, Pass())], zero_params=["bias"],
+            canonizers=residual_canonizers(model),
+        )
+
+    def layer_signal(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The propagated signal at the layer's output, ``[B,K,h,w]``."""
+        name = self.params["layer"]
+        with separate_activations(model, inputs):
+            layer = resolve_layer(self, model)
+            with registered(self.composite(model), model), capture_output(layer) as outputs, torch.enable_grad():
+                logits = model(inputs.detach().requires_grad_())
+                if len(outputs) != 1:
+                    raise ParamError(f"{self.name}: layer {name!r} runs {len(outputs)} times per forward")
+                if outputs[0].dim() != 4:
+                    shape = tuple(outputs[0].shape)
+                    raise ValueError(f"{self.name} needs a spatial [B,K,h,w] layer; {name!r} gives {shape}")
+                signal = F.one_hot(target, logits.shape[1]).to(logits.dtype)
+                (grad,) = torch.autograd.grad(logits, outputs[0], signal)
+        return grad.detach()
+
+    def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        maps = self.layer_signal(model, inputs, target).sum(dim=1)
+        if self.params.get("rectify", False):
+            maps = maps.clamp(min=0)
+        return upsample(maps, tuple(inputs.shape[-2:]), self.params["upsample"]).to(torch.float32)
+
+
+@register_method("contrastive_excitation_backprop")
+class ContrastiveExcitationBackprop(ExcitationBackprop):
+    """Excitation backprop of the target minus that of the target with negated classifier weights (Zhang et al. 2016).
+
+    As in TorchRay: the contrastive signal is formed at the classifier (the last convolution or linear
+    layer, whose input is TorchRay's contrast layer: VGG16 ``classifier.4``, ResNet50 ``avgpool``), passed
+    down by excitation backprop to ``layer`` (see :class:`ExcitationBackprop`), summed over channels and,
+    with ``rectify``, clipped at zero as TorchRay's saliency is.
+    """
+
+    defaults = {"layer": None, "upsample": "bilinear", "rectify": True}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if not isinstance(self.params["rectify"], bool):
+            raise ParamError(f"method {self.name!r}: rectify must be true or false, got {self.params['rectify']!r}")
+
+    def composite(self, model: nn.Module) -> Composite:
+        """The excitation-backprop rules, with :class:`ContrastiveZPlus` at the classifier."""
+        rules = super().composite(model)
+        return NameLayerMapComposite(
+            name_map=[((classifier_name(model),), ContrastiveZPlus())],
+            layer_map=rules.layer_map,
+            canonizers=rules.canonizers,
+        )

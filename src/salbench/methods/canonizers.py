@@ -1,0 +1,149 @@
+"""zennit canonizers: rewrite a model into an equivalent form that relevance rules apply to.
+
+* Batch norm that directly follows a convolution or linear layer is merged into it
+  (zennit's :class:`~zennit.canonizers.SequentialMergeBatchNorm`, guarded so that it only merges
+  when the channel counts agree: in a DenseNet the batch norm after a layer's last convolution normalises
+  the concatenated features of the next layer, which must not be merged; zennit's layer maps then pass
+  relevance through such a batch norm unchanged).
+* torchvision's DenseNet applies its last ReLU and global average pooling as functions;
+  :class:`DenseNetCanonizer` makes them modules, so activation rules and the average-pool rule reach them
+  (applied by :func:`~salbench.methods.hooks.separate_activations` for every propagation method).
+* Residual additions become a :class:`zennit.layer.Sum` module so the relevance splits in proportion to
+  the two summands: zennit's :class:`~zennit.torchvision.ResNetCanonizer` for torchvision ResNets, and
+  :class:`TimmResNetCanonizer` (written here) for timm's ``BasicBlock``/``Bottleneck`` (timm ResNets and
+  the project's ``small_resnet``).
+
+References: Motzkus, Weber & Lapuschkin, "Measurably Stronger Explanation Reliability via Model
+Canonization", ICIP 2022 (arXiv:2202.06621); Anders et al., "Software for Dataset-wide XAI: From Local
+Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy", arXiv:2106.13200.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.models import resnet as timm_resnet
+from torch import nn
+from torchvision.models import densenet as tv_densenet
+from torchvision.models import resnet as tv_resnet
+from zennit.canonizers import AttributeCanonizer, Canonizer, SequentialMergeBatchNorm
+from zennit.core import collect_leaves
+from zennit.layer import Sum
+from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer, ResNetCanonizer
+
+
+def _out_channels(module: nn.Module) -> int | None:
+    return getattr(module, "out_channels", getattr(module, "out_features", None))
+
+
+class MatchedMergeBatchNorm(SequentialMergeBatchNorm):
+    """:class:`SequentialMergeBatchNorm` that merges only when the batch norm has the layer's output channels."""
+
+    def apply(self, root_module: nn.Module) -> list[Canonizer]:
+        instances = []
+        last_leaf = None
+        for leaf in collect_leaves(root_module):
+            if (
+                isinstance(last_leaf, self.linear_type)
+                and isinstance(leaf, self.batch_norm_type)
+                and _out_channels(last_leaf) == leaf.num_features
+            ):
+                instance = self.copy()
+                instance.register((last_leaf,), leaf)
+                instances.append(instance)
+            last_leaf = leaf
+        return instances
+
+
+def _timm_basic_branch(block: timm_resnet.BasicBlock, x: torch.Tensor) -> torch.Tensor:
+    out = block.act1(block.drop_block(block.bn1(block.conv1(x))))
+    return block.bn2(block.conv2(block.aa(out)))
+
+
+def _timm_bottleneck_branch(block: timm_resnet.Bottleneck, x: torch.Tensor) -> torch.Tensor:
+    out = block.act1(block.bn1(block.conv1(x)))
+    out = block.act2(block.drop_block(block.bn2(block.conv2(out))))
+    return block.bn3(block.conv3(block.aa(out)))
+
+
+def _timm_block_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm's block forward with the residual addition done by the ``canonizer_sum`` module."""
+    if isinstance(self, timm_resnet.Bottleneck):
+        out, act = _timm_bottleneck_branch(self, x), self.act3
+    else:
+        out, act = _timm_basic_branch(self, x), self.act2
+    if self.se is not None:
+        out = self.se(out)
+    if self.drop_path is not None:
+        out = self.drop_path(out)
+    shortcut = x if self.downsample is None else self.downsample(x)
+    return act(self.canonizer_sum(torch.stack([shortcut, out], dim=-1)))
+
+
+class TimmResNetCanonizer(AttributeCanonizer):
+    """Gives timm ResNet blocks a ``Sum`` module for the residual addition (batch norm is merged separately)."""
+
+    def __init__(self) -> None:
+        super().__init__(self._attribute_map)
+
+    @staticmethod
+    def _attribute_map(name: str, module: nn.Module) -> dict[str, Any] | None:
+        if isinstance(module, (timm_resnet.BasicBlock, timm_resnet.Bottleneck)):
+            return {"forward": _timm_block_forward.__get__(module), "canonizer_sum": Sum()}
+        return None
+
+    def copy(self) -> "TimmResNetCanonizer":
+        return TimmResNetCanonizer()
+
+
+def _densenet_forward(self: tv_densenet.DenseNet, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's DenseNet forward with the final ReLU and average pooling as modules."""
+    out = self.canonizer_pool(self.canonizer_relu(self.features(x)))
+    return self.classifier(torch.flatten(out, 1))
+
+
+class DenseNetCanonizer(AttributeCanonizer):
+    """Gives a torchvision DenseNet modules for its functional final ReLU and global average pooling."""
+
+    def __init__(self) -> None:
+        super().__init__(self._attribute_map)
+
+    @staticmethod
+    def _attribute_map(name: str, module: nn.Module) -> dict[str, Any] | None:
+        if isinstance(module, tv_densenet.DenseNet):
+            return {
+                "forward": _densenet_forward.__get__(module),
+                "canonizer_relu": nn.ReLU(),
+                "canonizer_pool": nn.AdaptiveAvgPool2d(1),
+            }
+        return None
+
+    def copy(self) -> "DenseNetCanonizer":
+        return DenseNetCanonizer()
+
+
+def _has(model: nn.Module, types: tuple[type, ...]) -> bool:
+    return any(isinstance(m, types) for m in model.modules())
+
+
+def activation_canonizers(model: nn.Module) -> list[Canonizer]:
+    """Canonizers that turn functional activations and pools of known architectures into modules."""
+    return [DenseNetCanonizer()] if _has(model, (tv_densenet.DenseNet,)) else []
+
+
+def residual_canonizers(model: nn.Module) -> list[Canonizer]:
+    """Canonizers that route ``model``'s residual additions through ``Sum`` modules (no batch-norm merge)."""
+    canonizers: list[Canonizer] = []
+    if _has(model, (tv_resnet.BasicBlock, tv_resnet.Bottleneck)):
+        canonizers += [ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()]
+    if _has(model, (timm_resnet.BasicBlock, timm_resnet.Bottleneck)):
+        canonizers.append(TimmResNetCanonizer())
+    return canonizers
+
+
+def lrp_canonizers(model: nn.Module) -> list[Canonizer]:
+    """Batch-norm merging plus residual sums: zennit's ``ResNetCanonizer`` for torchvision ResNets."""
+    if _has(model, (tv_resnet.BasicBlock, tv_resnet.Bottleneck)):
+        return [ResNetCanonizer()]
+    return [MatchedMergeBatchNorm(), *residual_canonizers(model)]

@@ -1,0 +1,159 @@
+"""Temporary model surgery for propagation methods; every change is undone in a ``finally``.
+
+Propagation rules (guided backprop, DeepLIFT, LRP, excitation backprop) attach to activation modules and
+assume each module is applied once per forward pass, out of place. A torchvision ResNet block applies one
+in-place ``relu`` two or three times, which makes captum's DeepLIFT refuse the model and lets per-module
+state of one use overwrite another's; a torchvision DenseNet applies its last ReLU as a function, which
+no rule reaches. :func:`separate_activations` gives every use its own module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import weakref
+from typing import Iterator
+
+import torch
+from torch import nn
+from zennit.canonizers import Canonizer
+from zennit.core import Composite
+
+from .canonizers import activation_canonizers
+
+#: parameter-free non-linearities whose backward pass a propagation rule may replace
+NONLINEAR = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+)
+
+#: per model: (module identities when counted, calls per forward of each reused non-linearity)
+_CALL_COUNTS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict[int, int]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class PerCall(nn.Module):
+    """Stands in for a module applied ``len(uses)`` times per forward: call ``k`` goes to its own copy ``k``."""
+
+    def __init__(self, module: nn.Module, calls: int) -> None:
+        super().__init__()
+        self.uses = nn.ModuleList(copy.deepcopy(module) for _ in range(calls))
+        self.next_use = 0
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        use = self.uses[self.next_use]
+        self.next_use = (self.next_use + 1) % len(self.uses)
+        return use(*args)
+
+
+def _signature(model: nn.Module) -> tuple[int, ...]:
+    return tuple(id(m) for m in model.modules())
+
+
+def _count_calls(model: nn.Module, probe: torch.Tensor) -> dict[int, int]:
+    """Calls per forward of each non-linearity called more than once, from one no-grad eval forward of ``probe``.
+
+    Cached per model while its modules stay the same objects. Training flags are restored afterwards,
+    so batch-norm statistics and the dropout random stream are never touched.
+    """
+    signature = _signature(model)
+    cached = _CALL_COUNTS.get(model)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    calls: dict[int, int] = {}
+    modes = {m: m.training for m in model.modules()}
+
+    def count(module: nn.Module, args: tuple) -> None:
+        calls[id(module)] = calls.get(id(module), 0) + 1
+
+    handles = [m.register_forward_pre_hook(count) for m in model.modules() if isinstance(m, NONLINEAR)]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    reused = {key: n for key, n in calls.items() if n > 1}
+    _CALL_COUNTS[model] = (signature, reused)
+    return reused
+
+
+@contextlib.contextmanager
+def separate_activations(model: nn.Module, probe: torch.Tensor) -> Iterator[nn.Module]:
+    """Within the block, every non-linearity is out of place and every use of one has its own module.
+
+    ``probe`` is a one-item input used (once per model) to count how often each non-linearity is called.
+    A module called ``k`` times is replaced, in every parent holding it, by a :class:`PerCall` with ``k``
+    copies, dispatched in call order (reset at the start of each forward by a root pre-hook). Functional
+    activations of known architectures become modules
+    (:func:`~salbench.methods.canonizers.activation_canonizers`). Everything (modules, ``inplace`` flags,
+    canonizers, the pre-hook) is restored in a ``finally``, also when the method raises. Assumes the model
+    calls its modules in the same order on every forward (true of feed-forward CNNs).
+    """
+    inplace = {m: m.inplace for m in model.modules() if isinstance(m, NONLINEAR) and hasattr(m, "inplace")}
+    applied: list[Canonizer] = []
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    per_call: list[PerCall] = []
+    handle = None
+    try:
+        reused = _count_calls(model, probe[:1])
+        for canonizer in activation_canonizers(model):
+            applied += canonizer.apply(model)
+        for module in inplace:
+            module.inplace = False
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if id(child) in reused:
+                    replacement = PerCall(child, reused[id(child)])
+                    setattr(parent, name, replacement)
+                    swapped.append((parent, name, child))
+                    per_call.append(replacement)
+
+        def restart(module: nn.Module, args: tuple) -> None:
+            for stand_in in per_call:
+                stand_in.next_use = 0
+
+        if per_call:
+            handle = model.register_forward_pre_hook(restart)
+        yield model
+    finally:
+        if handle is not None:
+            handle.remove()
+        for parent, name, child in reversed(swapped):
+            setattr(parent, name, child)
+        for module, flag in inplace.items():
+            module.inplace = flag
+        for instance in reversed(applied):
+            instance.remove()
+
+
+@contextlib.contextmanager
+def capture_output(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Yield a list that receives ``layer``'s output on each forward; the hook is removed in a ``finally``."""
+    outputs: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        outputs.append(output)
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def registered(composite: Composite, model: nn.Module) -> Iterator[nn.Module]:
+    """Apply a zennit composite's canonizers and hooks to ``model``; remove them all in a ``finally``.
+
+    Unlike ``composite.context``, this also undoes a registration that fails half-way.
+    """
+    try:
+        composite.register(model)
+        yield model
+    finally:
+        composite.remove()

@@ -1,0 +1,149 @@
+"""Layer-wise relevance propagation (zennit): uniform epsilon and alpha-beta rules and two composites.
+
+Relevance starts as the target logit and is passed down layer by layer. It is computed inside the
+normalisation wrapper, at the network's own (normalised) input, where it is conserved; the pixel map is
+that relevance summed over channels. Batch norm is merged into the preceding layer and residual additions
+split in proportion to their summands (:func:`~salbench.methods.canonizers.lrp_canonizers`); every
+activation use has its own module (:func:`~salbench.methods.hooks.separate_activations`). Activations pass
+relevance unchanged, average pooling and residual sums redistribute it in proportion to their inputs
+(zennit's ``layer_map_base``), max pooling passes it to the maximum.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from zennit.composites import EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, layer_map_base
+from zennit.core import Composite
+from zennit.rules import AlphaBeta, Epsilon
+from zennit.types import Convolution
+
+from .base import ChannelMethod, check_number, normalisation, register_method
+from .canonizers import lrp_canonizers
+from .hooks import registered, separate_activations
+
+#: zennit's default stabiliser for the rules' denominators
+STABILIZER = 1e-6
+
+BACH_2015 = (
+    "Bach, Binder, Montavon, Klauschen, Mueller & Samek. On Pixel-Wise Explanations for Non-Linear "
+    "Classifier Decisions by Layer-Wise Relevance Propagation. PLOS ONE 10(7):e0130140, 2015"
+)
+
+
+def relevance(net: nn.Module, z: torch.Tensor, target: torch.Tensor, composite: Composite) -> torch.Tensor:
+    """Relevance ``[B,C,H,W]`` at ``net``'s input ``z`` for the target logits, which start the propagation."""
+    with separate_activations(net, z), registered(composite, net), torch.enable_grad():
+        leaf = z.detach().requires_grad_()
+        logits = net(leaf)
+        start = F.one_hot(target, logits.shape[1]).to(logits.dtype) * logits.detach()
+        (grad,) = torch.autograd.grad(logits, leaf, start)
+    return grad.detach()
+
+
+class LRPMethod(ChannelMethod):
+    """An LRP variant: a zennit composite built for the network and its normalised input bounds."""
+
+    @abc.abstractmethod
+    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        """The composite for ``net``; ``low``/``high`` bound its input (pixels 0 and 1, normalised)."""
+
+    def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        net, mean, std = normalisation(model)
+        z = (inputs.detach() - mean) / std
+        return relevance(net, z, target, self.composite(net, (0 - mean) / std, (1 - mean) / std))
+
+
+def _uniform(rule: Any, net: nn.Module) -> Composite:
+    """``rule`` on every convolution and linear layer, zennit's base map elsewhere, LRP canonizers."""
+    layer_map = layer_map_base(STABILIZER) + [(Convolution, rule), (nn.Linear, rule)]
+    return LayerMapComposite(layer_map=layer_map, canonizers=lrp_canonizers(net))
+
+
+@register_method("lrp_epsilon")
+class LRPEpsilon(LRPMethod):
+    """LRP-epsilon on every layer: ``R_i = sum_j a_i w_ij / (z_j + eps sign(z_j)) R_j`` (Bach et al. 2015)."""
+
+    citation = BACH_2015
+    #: a small stabiliser (the paper treats epsilon as free; larger values absorb weak, contradictory relevance)
+    defaults = {"epsilon": 0.01, "channel_reduction": "sum"}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_number(self, "epsilon", 0.0)
+
+    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        return _uniform(Epsilon(epsilon=self.params["epsilon"]), net)
+
+
+@register_method("lrp_alpha1_beta0")
+class LRPAlpha1Beta0(LRPMethod):
+    """LRP-alpha1-beta0 on every layer: only positive contributions carry relevance (Bach et al. 2015)."""
+
+    citation = BACH_2015
+    defaults = {"channel_reduction": "sum"}
+
+    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        return _uniform(AlphaBeta(alpha=1.0, beta=0.0, stabilizer=STABILIZER), net)
+
+
+@register_method("lrp_alpha2_beta1")
+class LRPAlpha2Beta1(LRPMethod):
+    """LRP-alpha2-beta1 on every layer: ``2 x`` positive minus ``1 x`` negative shares (Bach et al. 2015)."""
+
+    citation = BACH_2015
+    defaults = {"channel_reduction": "sum"}
+
+    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        return _uniform(AlphaBeta(alpha=2.0, beta=1.0, stabilizer=STABILIZER), net)
+
+
+@register_method("lrp_epsilon_plus_flat")
+class LRPEpsilonPlusFlat(LRPMethod):
+    """zennit's EpsilonPlusFlat: flat rule at the first layer, z+ on convolutions, epsilon on dense layers.
+
+    The composite recommended by Kohlbrenner et al. (2020); zennit's epsilon (1e-6).
+    """
+
+    citation = (
+        "Kohlbrenner, Bauer, Nakajima, Binder, Samek & Lapuschkin. Towards Best Practice in Explaining "
+        "Neural Network Decisions with LRP. IJCNN 2020. arXiv:1910.09840"
+    )
+    defaults = {"epsilon": 1e-6, "channel_reduction": "sum"}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_number(self, "epsilon", 0.0)
+
+    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        return EpsilonPlusFlat(epsilon=self.params["epsilon"], stabilizer=STABILIZER, canonizers=lrp_canonizers(net))
+
+
+@register_method("lrp_epsilon_gamma_box")
+class LRPEpsilonGammaBox(LRPMethod):
+    """zennit's EpsilonGammaBox: z^B (box) rule at the first layer, gamma on convolutions, epsilon on dense layers.
+
+    The box is the pixel range [0, 1] mapped through the model's normalisation; gamma = 0.25 as in
+    Montavon et al. (2019).
+    """
+
+    citation = (
+        "Montavon, Binder, Lapuschkin, Samek & Mueller. Layer-Wise Relevance Propagation: An Overview. "
+        "In Explainable AI: Interpreting, Explaining and Visualizing Deep Learning, LNCS 11700, 2019"
+    )
+    defaults = {"epsilon": 1e-6, "gamma": 0.25, "channel_reduction": "sum"}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_number(self, "epsilon", 0.0)
+        check_number(self, "gamma", 0.0)
+
+    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        return EpsilonGammaBox(
+            low=low, high=high, epsilon=self.params["epsilon"], gamma=self.params["gamma"],
+            stabilizer=STABILIZER, canonizers=lrp_canonizers(net),
+        )

@@ -1,0 +1,149 @@
+"""Noise wrappers over any registered method: SmoothGrad, SmoothGrad-squared and VarGrad.
+
+Each evaluates its base method on ``n_samples`` noisy copies ``x + N(0, sigma^2)`` of every item, with
+``sigma = noise_level * (max(x) - min(x))`` of that item (Smilkov et al.'s noise level), and aggregates:
+the mean (SmoothGrad), the mean of squares (SmoothGrad-squared) or the variance (VarGrad). For a base
+with channel attributions (gradient, integrated gradients, ...) the channels are aggregated and then
+reduced once by the base's own ``channel_reduction``, as in the papers; other bases (Grad-CAM, ...) are
+aggregated map by map. Rows ``(item, sample)`` are evaluated ``internal_batch_size`` at a time (a base that
+samples itself, e.g. integrated gradients, splits each of those calls by its own cap); the noise
+of each row comes from its own generator (``seed``, the item's content, the sample index), so maps do
+not depend on batch composition, chunking or device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..params import ParamError
+from .base import ChannelMethod, Method, check_number, create_method, register_method
+from .sampling import RowSampler
+
+
+class Moments:
+    """Running per-item mean and sum of squared deviations, merged chunk by chunk (Chan et al. 1979).
+
+    Numerically stable (no ``E[a^2] - E[a]^2`` cancellation), so a variance is never negative.
+    """
+
+    def __init__(self, n_items: int, like: torch.Tensor) -> None:
+        self.count = torch.zeros(n_items, dtype=like.dtype, device=like.device)
+        self.mean = torch.zeros((n_items, *like.shape[1:]), dtype=like.dtype, device=like.device)
+        self.m2 = torch.zeros_like(self.mean)
+
+    def update(self, items: torch.Tensor, values: torch.Tensor) -> None:
+        """Add rows ``values[r]`` of items ``items[r]`` (items sorted, as in item-major chunks)."""
+        first, last = int(items[0]), int(items[-1]) + 1
+        local = items - first
+        span = last - first
+        shape = (span,) + (1,) * (values.dim() - 1)
+        k = torch.bincount(local, minlength=span).to(values.dtype)
+        chunk_mean = torch.zeros((span, *values.shape[1:]), dtype=values.dtype, device=values.device)
+        chunk_mean.index_add_(0, local, values).div_(k.view(shape))
+        chunk_m2 = torch.zeros_like(chunk_mean).index_add_(0, local, (values - chunk_mean[local]) ** 2)
+        count = self.count[first:last]
+        total = count + k
+        delta = chunk_mean - self.mean[first:last]
+        self.mean[first:last] += delta * (k / total).view(shape)
+        self.m2[first:last] += chunk_m2 + delta**2 * (count * k / total).view(shape)
+        self.count[first:last] = total
+
+    def variance(self) -> torch.Tensor:
+        """Population variance per item."""
+        return self.m2 / self.count.view((-1,) + (1,) * (self.m2.dim() - 1))
+
+
+class NoiseAggregate(Method):
+    """Base of the noise wrappers: an aggregate of the base method's attributions over noisy copies."""
+
+    defaults = {
+        "base": "gradient",
+        "base_params": {},
+        "n_samples": 50,
+        "noise_level": 0.15,
+        "internal_batch_size": 64,
+        "seed": 0,
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_number(self, "n_samples", 1, integer=True)
+        check_number(self, "noise_level", 0.0)
+        check_number(self, "internal_batch_size", 1, integer=True)
+        if not isinstance(self.params["base_params"], dict):
+            raise ParamError(f"method {self.name!r}: base_params must be a mapping, got {self.params['base_params']!r}")
+        self.base = create_method(self.params["base"], **self.params["base_params"])
+        if not self.base.uses_model:
+            raise ParamError(f"method {self.name!r}: base {self.params['base']!r} ignores the model")
+
+    def _evaluate(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.base, ChannelMethod):
+            return self.base.attribute_channels(model, inputs, target)
+        return self.base.attribute(model, inputs, target)
+
+    def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        x = inputs.detach()
+        n = p["n_samples"]
+        sigma = p["noise_level"] * (x.flatten(1).amax(1) - x.flatten(1).amin(1))
+        sampler = RowSampler(x, p["seed"])
+        moments: Moments | None = None
+        count = x.shape[0] * n
+        for start in range(0, count, p["internal_batch_size"]):
+            index = torch.arange(start, min(start + p["internal_batch_size"], count), device=x.device)
+            items, samples = index // n, index % n
+            noise = torch.stack([torch.randn(x.shape[1:], generator=g) for g in sampler.generators(items, samples)])
+            noisy = x[items] + sigma[items].view(-1, 1, 1, 1) * noise.to(x)
+            values = self._evaluate(model, noisy, target[items])
+            if moments is None:
+                moments = Moments(x.shape[0], values)
+            moments.update(items, values)
+        if moments is None:
+            raise ValueError(f"method {self.name!r} needs at least one item")
+        aggregate = self.aggregate(moments)
+        if isinstance(self.base, ChannelMethod):
+            return self.base.reduce(aggregate)
+        return aggregate.to(torch.float32)
+
+    def aggregate(self, moments: Moments) -> torch.Tensor:
+        """The wrapper's statistic of the per-item attributions."""
+        return moments.mean
+
+
+@register_method("smoothgrad")
+class SmoothGrad(NoiseAggregate):
+    """Mean of the base method over noisy copies of the input (Smilkov et al. 2017; n = 50, noise 15%)."""
+
+    citation = (
+        "Smilkov, Thorat, Kim, Viegas & Wattenberg. SmoothGrad: removing noise by adding noise. "
+        "ICML Workshop on Visualization for Deep Learning 2017. arXiv:1706.03825"
+    )
+
+
+@register_method("smoothgrad_sq")
+class SmoothGradSquared(NoiseAggregate):
+    """Mean of the squared base attributions over noisy copies (SmoothGrad-squared, Hooker et al. 2019)."""
+
+    citation = (
+        "Hooker, Erhan, Kindermans & Kim. A Benchmark for Interpretability Methods in Deep Neural "
+        "Networks. NeurIPS 2019. arXiv:1806.10758"
+    )
+
+    def aggregate(self, moments: Moments) -> torch.Tensor:
+        return moments.variance() + moments.mean**2
+
+
+@register_method("vargrad")
+class VarGrad(NoiseAggregate):
+    """Variance of the base attributions over noisy copies (VarGrad, Adebayo et al. 2018); non-negative."""
+
+    citation = (
+        "Adebayo, Gilmer, Goodfellow & Kim. Local Explanation Methods for Deep Neural Networks Lack "
+        "Sensitivity to Parameter Values. ICLR Workshop 2018. arXiv:1810.03307"
+    )
+
+    def aggregate(self, moments: Moments) -> torch.Tensor:
+        return moments.variance()

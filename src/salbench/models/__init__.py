@@ -1,0 +1,20 @@
+"""Models: the architecture registry, specs, checkpoints and the built-in small models."""
+
+from . import cnn, resnet  # noqa: F401  (register small_cnn, small_resnet)
+from .base import (
+    ARCHS,
+    CheckpointError,
+    ModelSpec,
+    NormalizedClassifier,
+    build_model,
+    list_models,
+    load_checkpoint,
+    register_arch,
+    save_checkpoint,
+)
+from .layers import randomisation_order
+
+__all__ = [
+    "ARCHS", "CheckpointError", "ModelSpec", "NormalizedClassifier", "build_model", "list_models",
+    "load_checkpoint", "randomisation_order", "register_arch", "save_checkpoint",
+]

@@ -1,0 +1,173 @@
+"""Tables of the report: tidy per-item scores in, one summary row per (dataset, model, method, metric) out.
+
+Each summary row holds the metric's aggregate over scorable items (NaN values are excluded and
+counted), the number of items behind it, and a seeded percentile-bootstrap 95% interval that
+resamples items and then aggregates the way the metric does ("mean", or "class_mean": the mean over
+target classes of the per-class mean, as in the TorchRay pointing game).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+SCORE_COLUMNS = ["dataset", "model", "method", "item", "target", "metric", "value"]
+GROUP_COLUMNS = ["dataset", "model", "method", "metric"]
+SUMMARY_COLUMNS = [*GROUP_COLUMNS, "aggregate", "higher_is_better", "value", "ci_low", "ci_high", "n_items",
+                   "n_excluded", "n_classes", "best", "beats_controls"]
+#: registered names of the control baselines: a method that does not beat them explains nothing
+CONTROL_METHODS = ("centre", "random", "sobel")
+RUN_COLUMNS = ["dataset", "model", "method", "method_name", "method_params", "seed", "device", "host", "git_revision",
+               "salbench", "torch", "python", "runtime_s", "checkpoint_sha256", "data_manifest_sha256"]
+CI_LEVEL = 0.95
+#: resampled item indices held in memory at once (bounds the bootstrap's memory on large data sets)
+BOOTSTRAP_BLOCK = 2_000_000
+
+
+def load_scores(files: Iterable[Path]) -> pd.DataFrame:
+    """Concatenate tidy score tables; rows sorted by (dataset, model, method, metric), item order kept."""
+    frames = []
+    for path in files:
+        frame = pd.read_parquet(path)
+        missing = sorted(set(SCORE_COLUMNS) - set(frame.columns))
+        if missing:
+            raise ValueError(f"score table {path} lacks columns {', '.join(missing)}")
+        frames.append(frame[SCORE_COLUMNS])
+    if not frames:
+        raise ValueError("no score tables given")
+    dtypes = {"dataset": str, "model": str, "method": str, "item": str, "target": "int64", "metric": str,
+              "value": "float64"}
+    scores = pd.concat(frames, ignore_index=True).astype(dtypes)
+    duplicated = scores.duplicated(["dataset", "model", "method", "item", "metric"])
+    if duplicated.any():
+        first = scores[duplicated].iloc[0]
+        raise ValueError(f"item {first['item']!r} is scored twice for {first['dataset']}/{first['model']}/"
+                         f"{first['method']}/{first['metric']}")
+    return scores.sort_values(GROUP_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+def aggregate(values: np.ndarray, targets: np.ndarray, how: str) -> float:
+    """``how`` = "mean" over items, or "class_mean": mean over classes of the per-class mean (no NaN in)."""
+    if values.size == 0:
+        return float("nan")
+    if how == "mean":
+        return float(values.mean())
+    if how == "class_mean":
+        _, classes = np.unique(targets, return_inverse=True)
+        sums = np.bincount(classes, weights=values)
+        return float(np.mean(sums / np.bincount(classes)))
+    raise ValueError(f"unknown aggregate {how!r}; allowed: mean, class_mean")
+
+
+def bootstrap_ci(values: np.ndarray, targets: np.ndarray, how: str, n_boot: int,
+                 rng: np.random.Generator, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile interval of ``aggregate`` over ``n_boot`` resamples of items (with replacement)."""
+    n = values.size
+    if n == 0:
+        return float("nan"), float("nan")
+    _, classes = np.unique(targets, return_inverse=True)
+    n_classes = int(classes.max()) + 1
+    block = max(1, BOOTSTRAP_BLOCK // n)
+    stats = []
+    for start in range(0, n_boot, block):
+        rows = min(block, n_boot - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        if how == "mean":
+            stats.append(values[idx].mean(axis=1))
+            continue
+        key = (np.arange(rows)[:, None] * n_classes + classes[idx]).ravel()
+        sums = np.bincount(key, weights=values[idx].ravel(), minlength=rows * n_classes).reshape(rows, n_classes)
+        counts = np.bincount(key, minlength=rows * n_classes).reshape(rows, n_classes)
+        present = counts > 0
+        stats.append(np.where(present, sums / np.maximum(counts, 1), 0.0).sum(axis=1) / present.sum(axis=1))
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(np.concatenate(stats), [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def group_rng(seed: int, key: Iterable[str]) -> np.random.Generator:
+    """A generator seeded by ``seed`` and the group's names, so a group's interval ignores other groups."""
+    digest = hashlib.sha256("\x1f".join(key).encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def summarise(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], controls: Iterable[str] = (),
+              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per (dataset, model, method, metric): value, interval, item counts, leader flags."""
+    unknown = sorted(set(scores["metric"]) - set(metric_info))
+    if unknown:
+        raise ValueError(f"scores hold metrics without metric info: {', '.join(unknown)}")
+    rows = []
+    for key, group in scores.groupby(GROUP_COLUMNS, sort=True):
+        info = metric_info[key[3]]
+        scorable = group["value"].notna().to_numpy()
+        values = group["value"].to_numpy()[scorable]
+        targets = group["target"].to_numpy()[scorable]
+        low, high = bootstrap_ci(values, targets, info["aggregate"], n_boot, group_rng(seed, key))
+        rows.append({
+            **dict(zip(GROUP_COLUMNS, key)), "aggregate": info["aggregate"],
+            "higher_is_better": bool(info["higher_is_better"]), "value": aggregate(values, targets, info["aggregate"]),
+            "ci_low": low, "ci_high": high, "n_items": int(values.size), "n_excluded": int((~scorable).sum()),
+            "n_classes": int(np.unique(targets).size),
+        })
+    return mark_leaders(pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-2]), set(controls))
+
+
+def mark_leaders(summary: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
+    """Add ``best`` (best value of its (dataset, model, metric)) and ``beats_controls`` (vs the best control)."""
+    summary = summary.copy()
+    sign = np.where(summary["higher_is_better"], 1.0, -1.0)
+    oriented = pd.Series(summary["value"].to_numpy() * sign, index=summary.index)  # larger = better
+    cell = ["dataset", "model", "metric"]
+    summary["best"] = (oriented == oriented.groupby([summary[c] for c in cell]).transform("max")).astype(bool)
+    is_control = summary["method"].isin(controls)
+    best_control = oriented.where(is_control).groupby([summary[c] for c in cell]).transform("max")
+    beats = pd.array(oriented > best_control, dtype="boolean")
+    beats[(is_control | best_control.isna() | oriented.isna()).to_numpy()] = pd.NA
+    summary["beats_controls"] = beats
+    return summary[SUMMARY_COLUMNS]
+
+
+def control_methods(config: dict[str, Any], methods: Iterable[str]) -> set[str]:
+    """Method ids whose registered method is a control baseline."""
+    specs = config.get("methods", {})
+    return {m for m in methods if (specs.get(m) or {}).get("method", m) in CONTROL_METHODS}
+
+
+def method_order(methods: Iterable[str], controls: set[str]) -> list[str]:
+    """Methods sorted by name, the controls last."""
+    return sorted(set(methods), key=lambda m: (m in controls, m))
+
+
+def runs_table(attrs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per saliency job, from its maps store's attrs (provenance flattened)."""
+    rows = []
+    for a in attrs:
+        prov = a.get("provenance") or {}
+        versions = prov.get("versions") or {}
+        rows.append({
+            "dataset": str(a.get("dataset")), "model": str(a.get("model")), "method": str(a.get("method")),
+            "method_name": str(a.get("method_name", a.get("method"))),
+            "method_params": json.dumps(a.get("method_params", {}), sort_keys=True),
+            "seed": a.get("seed"), "device": str(prov.get("device", a.get("device", "unknown"))),
+            "host": str(prov.get("host", "unknown")), "git_revision": str(prov.get("git_revision", "unknown")),
+            "salbench": str(versions.get("salbench", "unknown")), "torch": str(versions.get("torch", "unknown")),
+            "python": str(prov.get("python", "unknown")), "runtime_s": float(a.get("runtime_s", float("nan"))),
+            "checkpoint_sha256": str(a.get("checkpoint_sha256", "")),
+            "data_manifest_sha256": str(a.get("data_manifest_sha256", "")),
+        })
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return runs.sort_values(["dataset", "model", "method"], kind="stable").reset_index(drop=True)
+
+
+def runtime_by_method(runs: pd.DataFrame) -> pd.DataFrame:
+    """Jobs, summed runtime and devices per method."""
+    return (runs.groupby("method", sort=True)
+            .agg(jobs=("runtime_s", "size"), runtime_s=("runtime_s", "sum"),
+                 devices=("device", lambda d: ", ".join(sorted(set(d)))))
+            .reset_index())

@@ -1,0 +1,61 @@
+"""Every registered method runs on the embedded default's models and the real architectures (random weights,
+32 px, batch 2) and leaves no trace."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import timm
+import torch
+import torchvision
+
+from salbench.methods import METHODS, list_methods
+from salbench.models import build_model, list_models
+from salbench.models.base import ModelSpec, NormalizedClassifier
+
+from .test_registry import assert_no_hooks
+
+pytestmark = pytest.mark.slow
+
+SIZE = 32
+IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+#: builder and Grad-CAM target layer (the last convolutional stage)
+ARCHS = {
+    "vgg16": (lambda: torchvision.models.vgg16(weights=None, num_classes=5), "net.features.29"),
+    "resnet50": (lambda: torchvision.models.resnet50(weights=None, num_classes=5), "net.layer4"),
+    "densenet121": (lambda: torchvision.models.densenet121(weights=None, num_classes=5), "net.features"),
+    "timm_resnet50": (lambda: timm.create_model("resnet50", pretrained=False, num_classes=5), "net.layer4"),
+}
+#: sampling methods at reduced cost: the property under test is that they run, not their convergence
+CHEAP = {"n_steps": 2, "n_samples": 2, "internal_batch_size": 3}
+
+
+@functools.cache
+def wrapped(arch: str) -> NormalizedClassifier:
+    torch.manual_seed(0)
+    if arch in list_models():
+        return build_model(arch, 5).eval()
+    build, layer = ARCHS[arch]
+    return NormalizedClassifier(build(), ModelSpec(arch=arch, input_size=SIZE, target_layer=layer, **IMAGENET)).eval()
+
+
+@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("arch", list_models() + list(ARCHS))
+def test_method_runs_on_architecture(arch, name):
+    model = wrapped(arch)
+    cls = METHODS.get(name)
+    params = {key: value for key, value in CHEAP.items() if key in cls.defaults}
+    if cls.needs_layer:
+        params["layer"] = model.spec.target_layer
+    x = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+
+    maps = cls(**params).attribute(model, x, torch.tensor([1, 4]))
+
+    assert maps.shape == (2, SIZE, SIZE) and maps.dtype == torch.float32
+    assert torch.isfinite(maps).all()
+    assert_no_hooks(model)
+    assert not model.training and x.grad is None
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), f"{key} changed"

@@ -1,0 +1,123 @@
+"""Guided backprop, deconvnet, guided Grad-CAM and excitation backprop: hand-worked and library checks."""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam
+from torch import nn
+from zennit.attribution import Gradient
+from zennit.composites import ExcitationBackprop as ZennitExcitationBackprop
+from zennit.rules import Pass
+from zennit.types import BatchNorm
+
+from salbench.methods import create_method
+from salbench.methods.postprocess import upsample
+from salbench.models.base import ModelSpec, NormalizedClassifier
+
+from .helpers import SIZE, images, tiny_model
+
+IDENTITY = ModelSpec(arch="two_layer", input_size=1, mean=(0.0, 0.0), std=(1.0, 1.0), target_layer="net.relu")
+
+
+def two_layer_model() -> NormalizedClassifier:
+    """x (2 channels, 1 px) -> W1 (3 x 2) -> ReLU -> W2 (2 x 3) -> logits; no biases, identity normalisation."""
+    net = nn.Sequential(
+        OrderedDict(
+            hidden=nn.Conv2d(2, 3, 1, bias=False),
+            relu=nn.ReLU(),
+            out=nn.Conv2d(3, 2, 1, bias=False),
+            flatten=nn.Flatten(),
+        )
+    )
+    with torch.no_grad():
+        net.hidden.weight.copy_(torch.tensor([[1.0, -1.0], [2.0, 1.0], [-1.0, 1.0]]).view(3, 2, 1, 1))
+        net.out.weight.copy_(torch.tensor([[2.0, -1.0, 3.0], [1.0, 1.0, 1.0]]).view(2, 3, 1, 1))
+    return NormalizedClassifier(net, IDENTITY).eval()
+
+
+# x = (1, 2): pre-activations W1 x = (-1, 4, 1), so the ReLU mask is (0, 1, 1); the signal from logit 0 at
+# the hidden units is W2[0] = (2, -1, 3).
+#   gradient:        (2, -1, 3) * mask                  = (0, -1, 3) -> W1^T (0, -1, 3) = (-5, 2)
+#   guided backprop: (2, -1, 3) * mask * [signal > 0]   = (0,  0, 3) -> W1^T (0,  0, 3) = (-3, 3)
+#   deconvnet:       max((2, -1, 3), 0), mask ignored   = (2,  0, 3) -> W1^T (2,  0, 3) = (-1, 1)
+HAND_X = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("gradient", [-5.0, 2.0]), ("guided_backprop", [-3.0, 3.0]), ("deconvnet", [-1.0, 1.0])],
+)
+def test_hand_worked_two_layer_example(name, expected):
+    method = create_method(name)
+    channels = method.attribute_channels(two_layer_model(), HAND_X, torch.tensor([0]))
+    torch.testing.assert_close(channels.view(2), torch.tensor(expected), rtol=0, atol=0)
+    maps = method.attribute(two_layer_model(), HAND_X, torch.tensor([0]))
+    assert maps.item() == max(abs(v) for v in expected)  # the default max-|.| channel reduction
+
+
+@pytest.mark.parametrize(("name", "library"), [("guided_backprop", GuidedBackprop), ("deconvnet", Deconvolution)])
+def test_equals_captum(name, library):
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 3, 1])
+    expected = library(model).attribute(x.clone().requires_grad_(), target=target).detach()
+    channels = create_method(name).attribute_channels(model, x, target)
+    torch.testing.assert_close(channels, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_guided_gradcam_equals_captum(mode):
+    model, x, target = tiny_model(), images(3), torch.tensor([2, 0, 1])
+    reference = GuidedGradCam(model, model.get_submodule("net.relu3"))
+    expected = reference.attribute(x.clone().requires_grad_(), target=target, interpolate_mode=mode).detach()
+    method = create_method("guided_gradcam", layer="net.relu3", upsample=mode, channel_reduction="sum")
+    channels = method.attribute_channels(model, x, target)
+    torch.testing.assert_close(channels, expected, rtol=1e-6, atol=1e-7)
+
+
+def zennit_excitation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
+    """Signal at ``layer`` from zennit's ExcitationBackprop composite (bias ignored, batch norm passed)."""
+    composite = ZennitExcitationBackprop(layer_map=[(BatchNorm, Pass())], zero_params=["bias"])
+    kept = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, i, o: kept.append(o))
+    try:
+        with Gradient(model=model, composite=composite):
+            logits = model(x.clone().requires_grad_())
+            (grad,) = torch.autograd.grad(logits, kept[0], F.one_hot(target, logits.shape[1]).float())
+    finally:
+        handle.remove()
+    return grad
+
+
+def test_excitation_backprop_equals_zennit_and_is_a_distribution():
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    signal = zennit_excitation(model, x, target, "net.relu3")
+    maps = create_method("excitation_backprop", layer="net.relu3").attribute(model, x, target)
+    expected = upsample(signal.sum(1), (SIZE, SIZE), "bilinear")
+    torch.testing.assert_close(maps, expected, rtol=1e-6, atol=1e-8)
+    # non-negative activations and no bias: the winning probabilities at the layer sum to one
+    assert (signal >= 0).all()
+    torch.testing.assert_close(signal.sum((1, 2, 3)), torch.ones(3), rtol=0, atol=2e-3)  # 1e-6 stabilisers
+
+
+def test_contrastive_excitation_is_target_minus_negated_classifier():
+    """TorchRay's definition: EBP of the target minus EBP through the negated classifier weights."""
+    model, x, target = tiny_model(), images(3), torch.tensor([3, 0, 2])
+    negated = copy.deepcopy(model)
+    with torch.no_grad():
+        negated.net.fc.weight.neg_()
+    difference = zennit_excitation(model, x, target, "net.relu3") - zennit_excitation(negated, x, target, "net.relu3")
+    expected = upsample(difference.sum(1), (SIZE, SIZE), "bilinear")
+    method = create_method("contrastive_excitation_backprop", layer="net.relu3", rectify=False)
+    torch.testing.assert_close(method.attribute(model, x, target), expected, rtol=1e-5, atol=1e-7)
+    rectified = create_method("contrastive_excitation_backprop", layer="net.relu3").attribute(model, x, target)
+    torch.testing.assert_close(rectified, upsample(difference.sum(1).clamp(min=0), (SIZE, SIZE), "bilinear"),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_excitation_backprop_rejects_a_non_spatial_layer():
+    with pytest.raises(ValueError, match="spatial"):
+        create_method("excitation_backprop", layer="net.flatten").attribute(tiny_model(), images(1), torch.tensor([0]))

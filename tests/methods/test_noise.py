@@ -1,0 +1,98 @@
+"""SmoothGrad, SmoothGrad-squared and VarGrad: wrappers over any method, chunk- and batch-independent."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from salbench.methods import create_method
+from salbench.methods.noise import Moments
+from salbench.methods.sampling import RowSampler
+from salbench.params import ParamError
+
+from .helpers import images, make_method, tiny_model
+
+WRAPPERS = ["smoothgrad", "smoothgrad_sq", "vargrad"]
+
+
+@pytest.mark.parametrize(
+    ("base", "base_params"),
+    [("gradient", {}), ("integrated_gradients", {"n_steps": 4}), ("gradcam", {"layer": "net.relu3"}),
+     ("lrp_epsilon", {})],
+)
+def test_smoothgrad_without_noise_equals_its_base(base, base_params):
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    expected = create_method(base, **base_params).attribute(model, x, target)
+    smooth = create_method("smoothgrad", base=base, base_params=base_params, noise_level=0.0, n_samples=4)
+    torch.testing.assert_close(smooth.attribute(model, x, target), expected, rtol=1e-5, atol=1e-7)
+    flat = create_method("vargrad", base=base, base_params=base_params, noise_level=0.0, n_samples=4)
+    torch.testing.assert_close(flat.attribute(model, x, target), torch.zeros_like(expected), rtol=0, atol=1e-10)
+
+
+def test_smoothgrad_averages_channels_of_seeded_noisy_copies_then_reduces():
+    model, x, target = tiny_model(), images(2), torch.tensor([3, 1])
+    n, level = 6, 0.2
+    sampler = RowSampler(x, 5)
+    sigma = level * (x.flatten(1).amax(1) - x.flatten(1).amin(1))
+    grads = torch.stack([
+        torch.stack([
+            create_method("gradient").attribute_channels(
+                model, (x[i] + sigma[i] * torch.randn(x.shape[1:], generator=sampler.generator(i, k))).unsqueeze(0),
+                target[i : i + 1],
+            )[0]
+            for k in range(n)
+        ])
+        for i in range(2)
+    ])  # [item, sample, C, H, W]
+    reduce = create_method("gradient", channel_reduction="max_abs").reduce
+    expected = {
+        "smoothgrad": reduce(grads.mean(1)),
+        "smoothgrad_sq": reduce((grads**2).mean(1)),
+        "vargrad": reduce(grads.var(1, unbiased=False)),
+    }
+    for name, value in expected.items():
+        method = create_method(name, n_samples=n, noise_level=level, seed=5, internal_batch_size=5)
+        torch.testing.assert_close(method.attribute(model, x, target), value, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", WRAPPERS)
+def test_chunked_equals_unchunked(name):
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    whole = create_method(name, n_samples=8, internal_batch_size=24).attribute(model, x, target)
+    for chunk in (1, 5, 9):
+        chunked = create_method(name, n_samples=8, internal_batch_size=chunk).attribute(model, x, target)
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("base", ["gradient", "input_x_gradient", "gradcam", "integrated_gradients"])
+def test_vargrad_is_non_negative(base):
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    method = make_method("vargrad", base=base, base_params={"layer": "net.relu3"} if base == "gradcam" else {},
+                         n_samples=10)
+    assert (method.attribute(model, x, target) >= 0).all()
+
+
+def test_moments_match_torch_statistics():
+    values = torch.randn(20, 3, 2) * 5 + 100  # a large mean, where E[a^2] - E[a]^2 would cancel
+    items = torch.arange(4).repeat_interleave(5)
+    moments = Moments(4, values)
+    for start in range(0, 20, 3):
+        moments.update(items[start : start + 3], values[start : start + 3])
+    grouped = values.view(4, 5, 3, 2)
+    torch.testing.assert_close(moments.mean, grouped.mean(1))
+    torch.testing.assert_close(moments.variance(), grouped.var(1, unbiased=False), rtol=1e-4, atol=1e-5)
+
+
+def test_wrapper_defaults_and_validation():
+    assert create_method("smoothgrad").params == {
+        "base": "gradient", "base_params": {}, "n_samples": 50, "noise_level": 0.15,
+        "internal_batch_size": 64, "seed": 0,
+    }
+    with pytest.raises(KeyError, match="unknown method"):
+        create_method("smoothgrad", base="nope")
+    with pytest.raises(ParamError, match="ignores the model"):
+        create_method("vargrad", base="sobel")
+    with pytest.raises(ParamError, match="noise_level"):
+        create_method("smoothgrad_sq", noise_level=-0.1)
+    with pytest.raises(ParamError, match="n_samples"):
+        create_method("smoothgrad", n_samples=0)
