@@ -4,15 +4,17 @@ For each (model, method) pair, our registered method and the equivalent direct l
 same model and batch in this process, alternately (so drifting load on a shared machine hits both), after
 one warm-up call each, for at least ``--repeats`` rounds and more for cheap calls (about ``--min-seconds``
 per side); items/s is the batch size over the median wall time. The ratio (ours / library throughput) is
-the median over rounds of the paired time ratio, and must be >= 0.95. Both sides compute the same maps
-(up to the random draws of the sampling methods; the library's channels are reduced the same way).
+the median over rounds of the paired ratio of process CPU time (``ratio``; other jobs on a shared machine
+distort wall time far more) and must be >= 0.95; the same ratio of wall times is ``ratio_wall``. Both
+sides compute the same maps (up to the random draws of the sampling methods; the library's channels are
+reduced the same way).
 
 Models: ``small_cnn`` (the embedded default's CNN) at 64 px and torchvision ResNet50 at 224 px (random
 weights). On ResNet50 the sampling methods use fewer steps/samples than the papers (see the JSON), since
 only the relative cost matters. captum's DeepLift refuses torchvision's shared ReLU, so its reference
 runs inside :func:`~salbench.methods.hooks.separate_activations` (the ratio then measures our wrapper only).
 
-    .venv/bin/python benchmarks/methods.py [--repeats 5] [--models small_cnn resnet50] [--threads 2]
+    .venv/bin/python benchmarks/methods.py [--repeats 5] [--min-seconds 3] [--models small_cnn resnet50] [--threads 1]
 
 Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-methods.json``.
 """
@@ -194,10 +196,11 @@ def cases(s: Setup) -> list[tuple[str, dict[str, Any], str, Reference | None]]:
     ]
 
 
-def seconds(call: Callable[[], torch.Tensor]) -> float:
-    start = time.perf_counter()
+def seconds(call: Callable[[], torch.Tensor]) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     call()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
@@ -214,29 +217,35 @@ def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
             return reference(s.model, x, target)
 
         calls = {"ours": ours} if reference is None else {"ours": ours, "reference": theirs}
-        times: dict[str, list[float]] = {key: [] for key in calls}
-        warm = max(seconds(call) for call in calls.values())
+        wall: dict[str, list[float]] = {key: [] for key in calls}
+        cpu: dict[str, list[float]] = {key: [] for key in calls}
+        warm = max(seconds(call)[0] for call in calls.values())
         # at least `repeats` rounds, more for cheap calls (about min_seconds per side), at most 40
         rounds = min(max(repeats, math.ceil(min_seconds / warm)), 40)
         for r in range(rounds):
             order = list(calls) if r % 2 == 0 else list(calls)[::-1]
             for key in order:
-                times[key].append(seconds(calls[key]))
+                w, c = seconds(calls[key])
+                wall[key].append(w)
+                cpu[key].append(c)
         row: dict[str, Any] = {
             "model": s.name, "method": name, "params": method.params, "batch": s.batch, "size": s.size,
-            "rounds": rounds,
-            "reference": label, "ours_items_per_s": s.batch / statistics.median(times["ours"]),
-            "ours_seconds": times["ours"],
+            "rounds": rounds, "reference": label,
+            "ours_items_per_s": s.batch / statistics.median(wall["ours"]),
+            "ours_items_per_cpu_s": s.batch / statistics.median(cpu["ours"]),
+            "ours_wall_s": wall["ours"], "ours_cpu_s": cpu["ours"],
         }
         if reference is not None:
-            row["reference_items_per_s"] = s.batch / statistics.median(times["reference"])
-            row["reference_seconds"] = times["reference"]
+            row["reference_items_per_s"] = s.batch / statistics.median(wall["reference"])
+            row["reference_items_per_cpu_s"] = s.batch / statistics.median(cpu["reference"])
+            row["reference_wall_s"], row["reference_cpu_s"] = wall["reference"], cpu["reference"]
             # paired per round (both sides ran back to back), robust to load drifting between rounds
-            row["ratio"] = statistics.median(r / o for r, o in zip(times["reference"], times["ours"]))
+            row["ratio_wall"] = statistics.median(r / o for r, o in zip(wall["reference"], wall["ours"]))
+            row["ratio"] = statistics.median(r / o for r, o in zip(cpu["reference"], cpu["ours"]))
         results.append(row)
-        ratio = f"{row['ratio']:.3f}" if "ratio" in row else "-"
+        ratios = " ".join(f"{row[k]:6.3f}" if k in row else "     -" for k in ("ratio", "ratio_wall"))
         ref = f"{row.get('reference_items_per_s', float('nan')):9.2f}"
-        print(f"{s.name:10s} {name:32s} {row['ours_items_per_s']:9.2f} {ref} {ratio:>6s}  {label or ''}", flush=True)
+        print(f"{s.name:10s} {name:32s} {row['ours_items_per_s']:9.2f} {ref} {ratios}  {label or ''}", flush=True)
     return results
 
 
@@ -245,12 +254,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="minimum timed rounds per method")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per side for cheap methods")
     parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet50"])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 keeps timings stable when other jobs share the cores")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)  # captum's notices about temporary hooks
-    print(f"{'model':10s} {'method':32s} {'ours/s':>9s} {'lib/s':>9s} {'ratio':>6s}  reference")
+    print(f"{'model':10s} {'method':32s} {'ours/s':>9s} {'lib/s':>9s} {'ratio':>6s} {'wall':>6s}  reference")
     results = [row for s in setups(args.models) for row in bench(s, args.repeats, args.min_seconds)]
     host = socket.gethostname()
     payload = {
@@ -258,8 +268,8 @@ def main() -> None:
         "processor": platform.processor(), "threads": args.threads, "repeats": args.repeats,
         "min_seconds": args.min_seconds,
         "versions": {name: version(name) for name in ("torch", "torchvision", "captum", "zennit", "timm")},
-        "note": "items/s = batch / median seconds; ratio = median over rounds of reference seconds / ours "
-                "seconds in the same round (>= 0.95 required)",
+        "note": "items/s = batch / median wall seconds; ratio = median over rounds of reference / ours process "
+                "CPU seconds in the same round (>= 0.95 required); ratio_wall = the same for wall seconds",
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ def test_same_seed_gives_identical_weights(tiny):
 
 
 def test_loss_falls_and_training_accuracy_beats_chance(tiny):
-    _, metrics = _train(tiny, epochs=12, hflip=False)
+    _, metrics = _train(tiny, epochs=12)
     assert metrics["train_loss"][-1] < 0.7 * metrics["train_loss"][0]
     assert metrics["train_accuracy"][-1] > 2 / 6
 

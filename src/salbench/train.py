@@ -47,12 +47,11 @@ def train_classifier(
     seed: int,
     device: str | torch.device = "cpu",
     permute_labels: bool = False,
-    hflip: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` in place with AdamW and a one-cycle schedule; return metrics (model left in eval mode).
 
-    ``hflip`` flips a random half of each batch horizontally (every shape class is mirror-invariant).
+    No augmentation: the synthetic data already draws position, size, rotation and colour at random.
     """
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -77,9 +76,6 @@ def train_classifier(
         for step in bar:
             index = order[step * batch_size:(step + 1) * batch_size]
             x, y = x_train[index], y_train[index]
-            if hflip:
-                flip = (torch.rand(len(x), generator=generator) < 0.5).to(device)
-                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             logits = model(x)
             loss = nn.functional.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -102,6 +98,6 @@ def train_classifier(
         "final_val_accuracy": history["val_accuracy"][-1] if epochs else accuracy(model, x_val, y_val),
         "seconds": time.perf_counter() - start,
         "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-        "hflip": hflip, "permute_labels": permute_labels, "n_train": len(x_train), "n_val": len(x_val),
+        "permute_labels": permute_labels, "n_train": len(x_train), "n_val": len(x_val),
         "device": str(device),
     }

@@ -20,6 +20,7 @@ from salbench.methods.postprocess import upsample
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
 from .helpers import SIZE, images, tiny_model
+from .test_registry import assert_no_hooks
 
 IDENTITY = ModelSpec(arch="two_layer", input_size=1, mean=(0.0, 0.0), std=(1.0, 1.0), target_layer="net.relu")
 
@@ -118,6 +119,9 @@ def test_contrastive_excitation_is_target_minus_negated_classifier():
                                rtol=1e-5, atol=1e-7)
 
 
-def test_excitation_backprop_rejects_a_non_spatial_layer():
+def test_excitation_backprop_rejects_a_non_spatial_layer_and_leaves_no_trace():
+    model = tiny_model()
     with pytest.raises(ValueError, match="spatial"):
-        create_method("excitation_backprop", layer="net.flatten").attribute(tiny_model(), images(1), torch.tensor([0]))
+        create_method("excitation_backprop", layer="net.flatten").attribute(model, images(1), torch.tensor([0]))
+    assert_no_hooks(model)
+    assert [type(m) for m in model.modules()] == [type(m) for m in tiny_model().modules()]

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-
-from salbench.methods.hooks import PerCall, capture_output, registered, separate_activations
 from zennit.composites import EpsilonPlusFlat
 from zennit.torchvision import ResNetCanonizer
+
+from salbench.methods.hooks import PerCall, capture_output, registered, separate_activations
 
 from .helpers import images
 from .test_registry import assert_no_hooks

@@ -13,6 +13,13 @@ from .helpers import SIZE, images, make_method, tiny_model
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 GLOBAL_HOOK_DICTS = tuple(f"_global{attr}" for attr in HOOK_DICTS)
+#: cheap settings for the costly methods (their paper defaults take minutes per item)
+CHEAP_PARAMS = {
+    "rise": {"n_masks": 50, "cells": 4},
+    "mdm": {"scales": [2, 3], "min_count": 1, "max_iter": 3},
+    "meaningful_perturbation": {"max_iter": 2, "mask_size": 4, "sigma": 2.0},
+    "extremal_perturbation": {"areas": [0.1], "max_iter": 2, "step": 4, "sigma": 4.0, "max_blur": 4.0},
+}
 
 
 def assert_no_hooks(model: nn.Module) -> None:
@@ -39,7 +46,7 @@ def test_method_contract_and_no_trace(name, frozen):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = images(3)
     target = torch.tensor([0, 2, 1])
-    method = make_method(name)
+    method = make_method(name, **CHEAP_PARAMS.get(name, {}))
 
     maps = method.attribute(model, x, target)
 
@@ -61,7 +68,7 @@ def test_method_contract_and_no_trace(name, frozen):
 def test_method_keeps_training_mode_and_input_grad_state(name):
     model = tiny_model().train()
     x = images(2).requires_grad_()
-    make_method(name).attribute(model, x, torch.tensor([1, 3]))
+    make_method(name, **CHEAP_PARAMS.get(name, {})).attribute(model, x, torch.tensor([1, 3]))
     assert all(m.training for m in model.modules())
     assert x.requires_grad and x.grad is None
     assert_no_hooks(model)

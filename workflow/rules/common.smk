@@ -134,7 +134,12 @@ def model_code(wildcards):
 
 
 def method_code(wildcards):
-    return source_hash(["saliency.py", *_modules("methods", [method_name(wildcards)])])
+    spec = config["methods"][wildcards.method]
+    names = [spec["method"]]
+    base = spec["params"].get("base", CATALOG["methods"][spec["method"]]["params"].get("base"))
+    if base:  # wrappers (SmoothGrad, VarGrad) do not import their base method's module
+        names.append(base)
+    return source_hash(["saliency.py", *_modules("methods", names)])
 
 
 def metrics_code(wildcards=None):

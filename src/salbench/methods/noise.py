@@ -13,7 +13,7 @@ not depend on batch composition, chunking or device.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,36 +24,48 @@ from .sampling import RowSampler
 
 
 class Moments:
-    """Running per-item mean and sum of squared deviations, merged chunk by chunk (Chan et al. 1979).
+    """Per-item running mean (and, with ``variance``, sum of squared deviations), updated chunk by chunk.
 
-    Numerically stable (no ``E[a^2] - E[a]^2`` cancellation), so a variance is never negative.
+    The variance merges each chunk's mean and squared deviations into the running ones (Chan, Golub &
+    LeVeque 1979): numerically stable (no ``E[a^2] - E[a]^2`` cancellation), so it is never negative.
+    Without ``variance`` only sums are kept.
     """
 
-    def __init__(self, n_items: int, like: torch.Tensor) -> None:
+    def __init__(self, n_items: int, like: torch.Tensor, variance: bool) -> None:
         self.count = torch.zeros(n_items, dtype=like.dtype, device=like.device)
-        self.mean = torch.zeros((n_items, *like.shape[1:]), dtype=like.dtype, device=like.device)
-        self.m2 = torch.zeros_like(self.mean)
+        self.total = torch.zeros((n_items, *like.shape[1:]), dtype=like.dtype, device=like.device)
+        self.m2 = torch.zeros_like(self.total) if variance else None
+
+    def _shape(self, n: int) -> tuple[int, ...]:
+        return (n,) + (1,) * (self.total.dim() - 1)
 
     def update(self, items: torch.Tensor, values: torch.Tensor) -> None:
         """Add rows ``values[r]`` of items ``items[r]`` (items sorted, as in item-major chunks)."""
+        if self.m2 is None:
+            self.total.index_add_(0, items, values)
+            self.count.index_add_(0, items, torch.ones_like(items, dtype=self.count.dtype))
+            return
         first, last = int(items[0]), int(items[-1]) + 1
-        local = items - first
-        span = last - first
-        shape = (span,) + (1,) * (values.dim() - 1)
-        k = torch.bincount(local, minlength=span).to(values.dtype)
-        chunk_mean = torch.zeros((span, *values.shape[1:]), dtype=values.dtype, device=values.device)
-        chunk_mean.index_add_(0, local, values).div_(k.view(shape))
-        chunk_m2 = torch.zeros_like(chunk_mean).index_add_(0, local, (values - chunk_mean[local]) ** 2)
+        local, shape = items - first, self._shape(last - first)
+        k = torch.bincount(local, minlength=last - first).to(values.dtype)
+        chunk_mean = torch.zeros_like(self.total[first:last]).index_add_(0, local, values).div_(k.view(shape))
+        chunk_m2 = torch.zeros_like(chunk_mean).index_add_(0, local, (values - chunk_mean[local]).square_())
         count = self.count[first:last]
         total = count + k
-        delta = chunk_mean - self.mean[first:last]
-        self.mean[first:last] += delta * (k / total).view(shape)
-        self.m2[first:last] += chunk_m2 + delta**2 * (count * k / total).view(shape)
+        delta = chunk_mean - self.total[first:last] / count.clamp(min=1).view(shape)  # new items: count 0
+        self.m2[first:last] += chunk_m2 + delta.square() * (count * k / total).view(shape)
+        self.total[first:last] += chunk_mean * k.view(shape)
         self.count[first:last] = total
 
+    @property
+    def mean(self) -> torch.Tensor:
+        """Mean per item."""
+        return self.total / self.count.view(self._shape(len(self.count)))
+
     def variance(self) -> torch.Tensor:
-        """Population variance per item."""
-        return self.m2 / self.count.view((-1,) + (1,) * (self.m2.dim() - 1))
+        """Population variance per item (needs ``variance=True``)."""
+        assert self.m2 is not None
+        return self.m2 / self.count.view(self._shape(len(self.count)))
 
 
 class NoiseAggregate(Method):
@@ -67,6 +79,8 @@ class NoiseAggregate(Method):
         "internal_batch_size": 64,
         "seed": 0,
     }
+    #: whether :meth:`aggregate` needs the variance (kept stably, at some extra cost)
+    needs_variance: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -95,11 +109,13 @@ class NoiseAggregate(Method):
         for start in range(0, count, p["internal_batch_size"]):
             index = torch.arange(start, min(start + p["internal_batch_size"], count), device=x.device)
             items, samples = index // n, index % n
-            noise = torch.stack([torch.randn(x.shape[1:], generator=g) for g in sampler.generators(items, samples)])
-            noisy = x[items] + sigma[items].view(-1, 1, 1, 1) * noise.to(x)
-            values = self._evaluate(model, noisy, target[items])
+            noise = torch.empty((len(index), *x.shape[1:]), dtype=torch.float32)
+            for row, generator in zip(noise, sampler.generators(items, samples)):
+                row.normal_(generator=generator)
+            noisy = noise.to(x).mul_(sigma[items].view(-1, 1, 1, 1)).add_(x[items])
+            values = self.transform(self._evaluate(model, noisy, target[items]))
             if moments is None:
-                moments = Moments(x.shape[0], values)
+                moments = Moments(x.shape[0], values, self.needs_variance)
             moments.update(items, values)
         if moments is None:
             raise ValueError(f"method {self.name!r} needs at least one item")
@@ -108,8 +124,12 @@ class NoiseAggregate(Method):
             return self.base.reduce(aggregate)
         return aggregate.to(torch.float32)
 
+    def transform(self, values: torch.Tensor) -> torch.Tensor:
+        """What is aggregated of each noisy copy's attribution (the attribution itself by default)."""
+        return values
+
     def aggregate(self, moments: Moments) -> torch.Tensor:
-        """The wrapper's statistic of the per-item attributions."""
+        """The wrapper's statistic of the per-item attributions (their mean by default)."""
         return moments.mean
 
 
@@ -132,8 +152,8 @@ class SmoothGradSquared(NoiseAggregate):
         "Networks. NeurIPS 2019. arXiv:1806.10758"
     )
 
-    def aggregate(self, moments: Moments) -> torch.Tensor:
-        return moments.variance() + moments.mean**2
+    def transform(self, values: torch.Tensor) -> torch.Tensor:
+        return values.square()
 
 
 @register_method("vargrad")
@@ -144,6 +164,8 @@ class VarGrad(NoiseAggregate):
         "Adebayo, Gilmer, Goodfellow & Kim. Local Explanation Methods for Deep Neural Networks Lack "
         "Sensitivity to Parameter Values. ICLR Workshop 2018. arXiv:1810.03307"
     )
+
+    needs_variance = True
 
     def aggregate(self, moments: Moments) -> torch.Tensor:
         return moments.variance()

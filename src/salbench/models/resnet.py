@@ -1,4 +1,4 @@
-"""``small_resnet``: a narrow timm ResNet (BasicBlock, blocks [1, 1, 2, 1]) for 64 px inputs.
+"""``small_resnet``: a narrow timm ResNet (BasicBlock, blocks [1, 2, 2, 1]) for 64 px inputs.
 
 A deep 3x3 stem and ``output_stride=8`` (dilated last two stages) keep ``layer4`` at 8 x 8 for
 64 px inputs, fine enough for Grad-CAM. timm builds its ReLUs in-place; they are switched to
@@ -24,10 +24,10 @@ SPEC = ModelSpec(
 
 @register_arch("small_resnet", SPEC)
 def small_resnet(num_classes: int) -> nn.Module:
-    """Narrow timm ResNet (BasicBlock [1,1,2,1], widths 16-128, output stride 8), 64 px input."""
+    """Narrow timm ResNet (BasicBlock [1,2,2,1], widths 16-128, output stride 8), 64 px input."""
     net = ResNet(
         block=BasicBlock,
-        layers=(1, 1, 2, 1),
+        layers=(1, 2, 2, 1),
         channels=(16, 32, 64, 128),
         stem_type="deep",
         stem_width=8,

@@ -1,0 +1,49 @@
+"""The CAM, perturbation and mask-optimisation families run on the embedded default's models (random
+weights, 64 px, batch 2) at reduced cost, and leave no trace."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from salbench.methods import METHODS
+from salbench.models import build_model, list_models
+
+from .test_registry import assert_no_hooks
+from .threads import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: the property under test is that they run on real layers, not their convergence
+CHEAP = {
+    "rise": {"n_masks": 20},
+    "mdm": {"scales": [4, 6], "min_count": 1, "max_iter": 2},
+    "extremal_perturbation": {"areas": [0.1], "max_iter": 2},
+    "meaningful_perturbation": {"max_iter": 2},
+}
+FAMILY = [
+    "cam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam", "fem", "scorecam", "ablationcam",
+    "occlusion", *CHEAP,
+]
+
+
+@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("arch", list_models())
+def test_method_runs_on_the_default_models(arch, name):
+    torch.manual_seed(0)
+    model = build_model(arch, 5).eval()
+    cls = METHODS.get(name)
+    params = dict(CHEAP.get(name, {}))
+    if cls.needs_layer:
+        params["layer"] = model.spec.target_layer
+    size = model.spec.input_size
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+
+    maps = cls(**params).attribute(model, x, torch.tensor([1, 4]))
+
+    assert maps.shape == (2, size, size) and maps.dtype == torch.float32
+    assert torch.isfinite(maps).all()
+    assert_no_hooks(model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), f"{key} changed"
