@@ -23,7 +23,8 @@ def test_default_config_is_valid_and_filled():
     assert config["methods"]["gradcam"]["method"] == "gradcam"
     assert config["methods"]["gradcam"]["params"] == {}
     assert config["report"]["bootstrap"] == 1000
-    assert config["models"]["cnn"]["train"]["weight_decay"] == 0.0001
+    assert config["models"]["cnn"]["train"]["epochs"] == 12
+    assert validate_config({**DEFAULT, "models": {"m": {"arch": "small_cnn"}}})["models"]["m"]["train"]["weight_decay"] == 0.0001
 
 
 def test_input_is_not_modified():

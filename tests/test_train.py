@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from salbench.data import create_dataset
-from salbench.models import build_model
-from salbench.train import train_classifier
+from salbench.models import ARCHS, build_model
+from salbench.train import random_dihedral, train_classifier
 
 SETTINGS = {"lr": 0.01, "batch_size": 32, "weight_decay": 0.0, "seed": 5, "progress": False}
 
@@ -47,3 +47,23 @@ def test_permuted_labels_are_seeded_and_recorded(tiny):
     assert metrics["permute_labels"] is True
     assert torch.equal(model.net.fc.weight, again.net.fc.weight)
     assert not torch.equal(model.net.fc.weight, plain.net.fc.weight)
+
+
+def test_random_dihedral_draws_each_symmetry_of_the_square():
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(400, 1, 1, 1)
+    out = random_dihedral(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, random_dihedral(x, torch.Generator().manual_seed(0)))
+    assert torch.equal(out.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["small_cnn", "small_resnet"])
+def test_default_training_reaches_the_target_accuracy(arch):
+    """The embedded default's recipe (data-set defaults, the spec's training settings) gives >= 90%."""
+    source = create_dataset("shapes")
+    torch.manual_seed(0)
+    model = build_model(arch, len(source.classes))
+    metrics = train_classifier(model, source.generate("train"), source.generate("val"), seed=0, progress=False,
+                               **ARCHS.get(arch).spec.extra["train"])
+    assert metrics["final_val_accuracy"] >= 0.9
