@@ -77,7 +77,7 @@ def test_changing_one_method_params_reruns_only_its_jobs(finished_run):
     edited.write_text(yaml.safe_dump(changed))
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result) == {"saliency": 1, "score": 1, "report": 1}
+    assert planned_jobs(result) == {"saliency": 1, "score": 1, "report": 1, "all": 1}
     assert "method=gradcam" in result.stdout
 
 
@@ -92,3 +92,10 @@ def test_unknown_method_fails_fast_with_one_line(tmp_path):
     assert len(message) == 1
     assert "methods.gradcamm.method" in message[0] and "'gradcamm'" in message[0] and "gradcam" in message[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_report_builds(finished_run):
+    workdir, config = finished_run
+    result = snakemake(workdir, config, "--report", str(workdir / "report.zip"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (workdir / "report.zip").stat().st_size > 0
