@@ -39,9 +39,15 @@ def test_same_seed_gives_identical_weights(tiny):
 
 
 def test_loss_falls_and_training_accuracy_beats_chance(tiny):
-    _, metrics = _train(tiny, epochs=12)
-    assert metrics["train_loss"][-1] < 0.7 * metrics["train_loss"][0]
-    assert metrics["train_accuracy"][-1] > 2 / 6
+    _, metrics = _train(tiny, epochs=12, augment=False)
+    assert metrics["train_loss"][-1] < 0.6 * metrics["train_loss"][0]
+    assert metrics["train_accuracy"][-1] > 3 / 6 and metrics["augment"] is False
+
+
+def test_training_leaves_global_determinism_setting_alone(tiny):
+    assert not torch.are_deterministic_algorithms_enabled()
+    _train(tiny)
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_permuted_labels_are_seeded_and_recorded(tiny):

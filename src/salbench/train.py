@@ -8,10 +8,11 @@ for the data-randomisation sanity check; validation always scores against the tr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from .data.base import Items
 
 def to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
     """uint8 ``[N,H,W,3]`` images as float32 ``[N,3,H,W]`` in [0, 1] on ``device``, converted at once."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255)
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255).contiguous()
 
 
 def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -41,6 +42,46 @@ def accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batc
     correct = sum(int((model(images[i:i + batch_size]).argmax(1) == targets[i:i + batch_size]).sum())
                   for i in range(0, len(images), batch_size))
     return correct / max(len(images), 1)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Ask torch for deterministic kernels (warning where there are none) and restore the setting after."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def _train_epoch(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    batches: Iterable[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    augment_with: torch.Generator | None,
+) -> tuple[float, float]:
+    """One pass over ``batches`` (index tensors); returns mean loss and accuracy on the (augmented) batches."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for index in batches:
+        x, y = images[index], targets[index]
+        logits = model(random_dihedral(x, augment_with) if augment_with is not None else x)
+        loss = nn.functional.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total_loss += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        if isinstance(batches, tqdm):
+            batches.set_postfix(loss=f"{loss.item():.3f}")
+    return total_loss / seen, correct / seen
 
 
 def train_classifier(
@@ -64,8 +105,10 @@ def train_classifier(
     transposition): every shape class is closed under them, and they keep the nets from memorising
     background textures.
     """
+    if epochs < 1 or batch_size < 1 or not len(train):
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and training items; "
+                         f"got {epochs}, {batch_size}, {len(train)} items")
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
     x_train, x_val = to_tensor(train.images, device), to_tensor(val.images, device)
@@ -74,41 +117,28 @@ def train_classifier(
         y_train = y_train[torch.randperm(len(y_train), generator=generator)]
     y_train, y_val = y_train.to(device), torch.as_tensor(val.targets, dtype=torch.long, device=device)
 
-    steps = math.ceil(len(x_train) / batch_size)
+    steps = math.ceil(len(x_train) / batch_size)  # = len(order.split(batch_size)) every epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps)
     history: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "val_accuracy": []}
     start = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator).to(device)
-        total_loss, correct = 0.0, 0
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr, disable=not progress, leave=False)
-        for step in bar:
-            index = order[step * batch_size:(step + 1) * batch_size]
-            x, y = x_train[index], y_train[index]
-            if augment:
-                x = random_dihedral(x, generator)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total_loss += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        history["train_loss"].append(total_loss / len(x_train))
-        history["train_accuracy"].append(correct / len(x_train))
-        history["val_accuracy"].append(accuracy(model, x_val, y_val))
-        if progress:
-            print(f"epoch {epoch + 1}/{epochs}: loss {history['train_loss'][-1]:.4f} "
-                  f"train acc {history['train_accuracy'][-1]:.3f} val acc {history['val_accuracy'][-1]:.3f}",
-                  file=sys.stderr)
+    with deterministic_algorithms():
+        for epoch in range(epochs):
+            order = torch.randperm(len(x_train), generator=generator).to(device)
+            bar = tqdm(order.split(batch_size), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                       disable=not progress, leave=False)
+            loss, train_accuracy = _train_epoch(model, x_train, y_train, bar, optimizer, schedule,
+                                                generator if augment else None)
+            history["train_loss"].append(loss)
+            history["train_accuracy"].append(train_accuracy)
+            history["val_accuracy"].append(accuracy(model, x_val, y_val))
+            if progress:
+                print(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f} train acc {train_accuracy:.3f} "
+                      f"val acc {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
     model.eval()
     return {
         **history,
-        "final_val_accuracy": history["val_accuracy"][-1] if epochs else accuracy(model, x_val, y_val),
+        "final_val_accuracy": history["val_accuracy"][-1],
         "seconds": time.perf_counter() - start,
         "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
         "augment": augment, "permute_labels": permute_labels, "n_train": len(x_train), "n_val": len(x_val),
