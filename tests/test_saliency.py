@@ -36,3 +36,13 @@ def test_no_items_give_an_empty_stack():
     images, targets = torch.rand(0, 3, 8, 8), torch.zeros(0, dtype=torch.long)
     maps = compute_maps(create_method("sobel"), None, images, targets, batch_size=4, progress=False)
     assert maps.shape == (0, 8, 8) and maps.dtype == torch.float32
+
+
+def test_uint8_images_are_scaled_per_batch_like_float_images():
+    model = small_model()
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    targets = torch.tensor([0, 1, 0, 1, 0])
+    method = create_method("gradient")
+    from_uint8 = compute_maps(method, model, images, targets, batch_size=2, progress=False, device="cpu")
+    from_float = compute_maps(method, model, images.float() / 255, targets, batch_size=5, progress=False)
+    torch.testing.assert_close(from_uint8, from_float)

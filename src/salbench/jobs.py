@@ -104,10 +104,10 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
     reason = method.skip_reason(model.spec)
     if reason:
         raise ValueError(f"method {method_id!r} cannot explain model {model_name!r}: {reason}")
-    images = torch.from_numpy(data["image"].values).to(device).float().div_(255)
-    targets = torch.from_numpy(data["target"].values).to(device)
+    images = torch.from_numpy(data["image"].values)  # uint8 on the CPU; compute_maps scales per batch
+    targets = torch.from_numpy(data["target"].values)
     compute_start = time.perf_counter()
-    maps = compute_maps(method, model, images, targets, batch_size=batch_size)
+    maps = compute_maps(method, model, images, targets, batch_size=batch_size, device=device)
     compute_s = time.perf_counter() - compute_start
     ds = xr.Dataset(
         {"saliency": (("item", "y", "x"), maps.numpy().astype(np.float32))},

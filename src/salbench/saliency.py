@@ -18,15 +18,21 @@ def compute_maps(
     targets: torch.Tensor,
     batch_size: int,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> torch.Tensor:
-    """Maps ``[N,H,W]`` float32 on the CPU for ``images [N,C,H,W]`` (on the compute device) and ``targets [N]``.
+    """Maps ``[N,H,W]`` float32 on the CPU for ``images [N,C,H,W]`` and ``targets [N]``.
 
-    Each batch runs on the images' device; its maps are copied to the CPU once, at the end of the batch.
+    ``images`` are floats in [0, 1] or uint8 (scaled per batch, so a data set never sits on the device
+    as floats at once). Each batch moves to ``device`` (default: the images' device); its maps are
+    copied to the CPU once, at the end of the batch.
     """
-    targets = targets.to(images.device)
+    device = torch.device(device) if device is not None else images.device
     n = images.shape[0]
     maps = [torch.empty((0, *images.shape[-2:]), dtype=torch.float32)]
     for start in tqdm(range(0, n, batch_size), desc=method.name, unit="batch", file=sys.stderr, disable=not progress):
-        batch = method.attribute(model, images[start : start + batch_size], targets[start : start + batch_size])
+        x = images[start : start + batch_size].to(device)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        batch = method.attribute(model, x, targets[start : start + batch_size].to(device))
         maps.append(batch.detach().to("cpu", torch.float32))
     return torch.cat(maps)

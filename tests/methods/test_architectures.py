@@ -14,7 +14,7 @@ from salbench.methods import METHODS
 from salbench.models import build_model, list_models
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
-from .test_registry import assert_no_hooks
+from .test_registry import assert_clean_run
 
 pytestmark = pytest.mark.slow
 
@@ -52,17 +52,4 @@ def wrapped(arch: str) -> NormalizedClassifier:
 def test_method_runs_on_architecture(arch, name):
     model = wrapped(arch)
     cls = METHODS.get(name)
-    params = {key: value for key, value in CHEAP.items() if key in cls.defaults}
-    if cls.needs_layer:
-        params["layer"] = model.spec.target_layer
-    x = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    state = {key: value.clone() for key, value in model.state_dict().items()}
-
-    maps = cls(**params).attribute(model, x, torch.tensor([1, 4]))
-
-    assert maps.shape == (2, SIZE, SIZE) and maps.dtype == torch.float32
-    assert torch.isfinite(maps).all()
-    assert_no_hooks(model)
-    assert not model.training and x.grad is None
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, state[key]), f"{key} changed"
+    assert_clean_run(cls, {key: value for key, value in CHEAP.items() if key in cls.defaults}, model, SIZE)

@@ -9,7 +9,7 @@ import torch
 from salbench.methods import METHODS
 from salbench.models import build_model, list_models
 
-from .test_registry import assert_no_hooks
+from .test_registry import assert_clean_run
 from .threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,18 +32,4 @@ FAMILY = [
 def test_method_runs_on_the_default_models(arch, name):
     torch.manual_seed(0)
     model = build_model(arch, 5).eval()
-    cls = METHODS.get(name)
-    params = dict(CHEAP.get(name, {}))
-    if cls.needs_layer:
-        params["layer"] = model.spec.target_layer
-    size = model.spec.input_size
-    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
-    state = {key: value.clone() for key, value in model.state_dict().items()}
-
-    maps = cls(**params).attribute(model, x, torch.tensor([1, 4]))
-
-    assert maps.shape == (2, size, size) and maps.dtype == torch.float32
-    assert torch.isfinite(maps).all()
-    assert_no_hooks(model)
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, state[key]), f"{key} changed"
+    assert_clean_run(METHODS.get(name), dict(CHEAP.get(name, {})), model, model.spec.input_size)

@@ -72,3 +72,21 @@ def test_method_keeps_training_mode_and_input_grad_state(name):
     assert all(m.training for m in model.modules())
     assert x.requires_grad and x.grad is None
     assert_no_hooks(model)
+
+
+def assert_clean_run(cls: type, params: dict, model, size: int) -> None:
+    """One attribution of two random items: right shape, finite, no hooks left, model state bitwise unchanged."""
+    if cls.needs_layer:
+        params = {**params, "layer": model.spec.target_layer}
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+
+    maps = cls(**params).attribute(model, x, torch.tensor([1, 4]))
+
+    assert maps.shape == (2, size, size) and maps.dtype == torch.float32
+    assert torch.isfinite(maps).all()
+    assert_no_hooks(model)
+    assert not model.training and x.grad is None
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), f"{key} changed"
+

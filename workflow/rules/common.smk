@@ -69,11 +69,6 @@ def score_table(dataset, model, method):
     return f"results/{dataset}/{model}/scores/{method}.parquet"
 
 
-def report_figures():
-    examples = [f"reports/{STUDY}/figures/examples_{d}_{m}.png" for d in DATASETS for m in MODELS]
-    return [f"reports/{STUDY}/figures/metrics.png", f"reports/{STUDY}/figures/metrics.svg", *examples]
-
-
 def final_outputs():
     return [f"reports/{STUDY}/index.html"]
 
@@ -87,10 +82,6 @@ def dataset_params(wildcards):
 
 
 def dataset_source(wildcards):
-    return config["datasets"][wildcards.dataset]["source"]
-
-
-def training_source(wildcards):
     return config["datasets"][wildcards.dataset]["source"]
 
 

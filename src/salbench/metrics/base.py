@@ -20,7 +20,6 @@ from ..params import resolve_params
 from ..registry import Registry
 
 METRICS: Registry[type["Metric"]] = Registry("metric")
-AGGREGATES = ("mean", "class_mean")
 
 
 def register_metric(name: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -107,8 +107,3 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Nor
         raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err})") from err
     model.meta = payload.get("meta", {})
     return model.eval().to(device)
-
-
-def spec_dict(spec: ModelSpec) -> dict[str, Any]:
-    """JSON-friendly spec for store attrs."""
-    return asdict(spec)
