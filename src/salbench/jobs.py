@@ -98,8 +98,10 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
     data = open_store(data_path)
     model = load_checkpoint(checkpoint, device)
     params = dict(method_params)
-    if METHODS.get(method_name).needs_layer:
-        params.setdefault("layer", target_layer or model.spec.target_layer)
+    method_cls = METHODS.get(method_name)
+    if method_cls.needs_layer:  # a config's target_layer overrides the spec's CAM layer, not other roles
+        override = target_layer if method_cls.layer_role == "target_layer" else None
+        params.setdefault("layer", override or model.spec.layer(method_cls.layer_role))
     method = create_method(method_name, **params)
     reason = method.skip_reason(model.spec)
     if reason:

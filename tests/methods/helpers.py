@@ -80,8 +80,8 @@ def images(n: int = 3, seed: int = 1, size: int = SIZE) -> torch.Tensor:
 
 
 def make_method(name: str, spec: ModelSpec = SPEC, **params: Any) -> Method:
-    """Build a method as the pipeline does: layer methods get the spec's target layer."""
+    """Build a method as the pipeline does: layer methods get the spec's layer for their role."""
     method_cls = METHODS.get(name)
     if method_cls.needs_layer:
-        params.setdefault("layer", spec.target_layer)
+        params.setdefault("layer", spec.layer(method_cls.layer_role))
     return method_cls(**params)

@@ -77,7 +77,7 @@ def test_method_keeps_training_mode_and_input_grad_state(name):
 def assert_clean_run(cls: type, params: dict, model, size: int) -> None:
     """One attribution of two random items: right shape, finite, no hooks left, model state bitwise unchanged."""
     if cls.needs_layer:
-        params = {**params, "layer": model.spec.target_layer}
+        params = {**params, "layer": model.spec.layer(cls.layer_role)}
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
     state = {key: value.clone() for key, value in model.state_dict().items()}
 

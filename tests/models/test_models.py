@@ -61,6 +61,19 @@ def test_target_layer_is_a_fine_enough_map_feeding_gap_and_fc(model):
     torch.testing.assert_close(model.net.fc(activation.mean(dim=(2, 3))), logits)
 
 
+def test_excitation_layer_is_one_stage_below_the_target_layer(model):
+    """TorchRay reads excitation backprop one stage below Grad-CAM's layer (VGG16 pool4, ResNet50 layer3)."""
+    seen = {}
+    names = [model.spec.layer("excitation_layer"), model.spec.target_layer]
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, o)) for n in names]
+    model(torch.rand(1, 3, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    assert names[0] != names[1] and list(seen) == names  # it runs before the target layer
+    assert seen[names[0]].dim() == 4 and seen[names[0]].shape[-1] >= seen[names[1]].shape[-1]
+    assert model.spec.layer("no_such_role") == model.spec.target_layer
+
+
 def test_randomisation_order_is_top_down_and_complete(model):
     order = randomisation_order(model)
     owners = {name for name, m in model.named_modules() if _owns_parameters(m)}

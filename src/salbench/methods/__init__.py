@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registers the methods)
     noise,
     path,
     perturbation,
+    rsp,
 )
 from .base import METHODS, ChannelMethod, Method, create_method, list_methods, register_method
 

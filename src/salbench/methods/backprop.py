@@ -125,7 +125,7 @@ class ExcitationBackprop(Method):
     ``P(a_j) = sum_i a_j w+_ij / (sum_k a_k w+_ik) P(a_i)`` (zennit's ``ExcitationBackprop`` composite,
     biases ignored, batch norm passed through as TorchRay does) and read at ``layer``: TorchRay's pointing
     game uses ``features.23`` (pool4) of VGG16 and ``layer3`` of ResNet50; from a model spec the default is
-    its Grad-CAM target layer. The layer map is summed over channels and upsampled to the input.
+    its ``excitation_layer`` (the analogue one stage below the Grad-CAM layer). The layer map is summed over channels and upsampled to the input.
     """
 
     citation = (
@@ -134,6 +134,7 @@ class ExcitationBackprop(Method):
     )
     defaults: dict[str, Any] = {"layer": None, "upsample": "bilinear"}
     needs_layer = True
+    layer_role = "excitation_layer"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -60,6 +60,8 @@ class Method(abc.ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: needs a target layer (``layer`` param, from the model spec unless overridden)
     needs_layer: ClassVar[bool] = False
+    #: which of the model spec's layers supplies ``layer`` (see :meth:`ModelSpec.layer`)
+    layer_role: ClassVar[str] = "target_layer"
     #: needs global average pooling followed by one linear layer (CAM)
     needs_gap_fc: ClassVar[bool] = False
     #: only applies to this model family (e.g. "coda"); None = any

@@ -32,7 +32,12 @@ class ModelSpec:
     target_layer: str
     gap_fc: bool = False
     family: str = "cnn"
+    #: further per-architecture layers by role, e.g. ``excitation_layer`` (TorchRay: VGG16 pool4, ResNet50 layer3)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def layer(self, role: str = "target_layer") -> str:
+        """The layer a method with ``layer_role`` reads: ``extra[role]``, else the CAM target layer."""
+        return self.target_layer if role == "target_layer" else self.extra.get(role, self.target_layer)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ out-of-place here because DeepLIFT and LRP hooks need each activation's own outp
 
 from __future__ import annotations
 
-from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
 from .base import ModelSpec, register_arch
@@ -19,12 +18,15 @@ SPEC = ModelSpec(
     std=(0.25, 0.25, 0.25),
     target_layer="net.layer4",
     gap_fc=True,
+    extra={"excitation_layer": "net.layer3"},  # TorchRay's ResNet50 excitation-backprop layer
 )
 
 
 @register_arch("small_resnet", SPEC)
 def small_resnet(num_classes: int) -> nn.Module:
     """Narrow timm ResNet (BasicBlock [1,2,2,1], widths 16-128, output stride 8), 64 px input."""
+    from timm.models.resnet import BasicBlock, ResNet  # timm imports torchvision: ~2 s a job that never builds one
+
     net = ResNet(
         block=BasicBlock,
         layers=(1, 2, 2, 1),
