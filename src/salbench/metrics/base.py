@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..params import resolve_params
+from ..params import ParamError, resolve_params
 from ..registry import Registry
 
 METRICS: Registry[type["Metric"]] = Registry("metric")
@@ -68,6 +68,36 @@ class Metric(abc.ABC):
     def __init__(self, **params: Any) -> None:
         self.params = resolve_params("metric", self.name, self.defaults, params)
 
+    def check_number(self, param: str, minimum: float, integer: bool = False, maximum: float | None = None) -> None:
+        """Raise a :class:`ParamError` unless ``params[param]`` is a number (int if ``integer``) in range."""
+        value = self.params[param]
+        kinds = (int,) if integer else (int, float)
+        numeric = isinstance(value, kinds) and not isinstance(value, bool)
+        if not numeric or value < minimum or (maximum is not None and value > maximum):
+            kind = "an integer" if integer else "a number"
+            bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise ParamError(f"metric {self.name!r}: {param} must be {kind} {bounds}, got {value!r}")
+
+    def model(self, batch: ScoringBatch) -> nn.Module:
+        """The batch's model; an error naming this metric when there is none."""
+        if batch.model is None:
+            raise ValueError(f"{self.name} needs the model")
+        return batch.model
+
+    def masks(self, batch: ScoringBatch) -> torch.Tensor:
+        """The batch's ground-truth masks as bool ``[N,H,W]``; an error naming this metric when there are none."""
+        if batch.masks is None:
+            raise ValueError(f"{self.name} needs ground-truth masks")
+        return batch.masks.bool()
+
     @abc.abstractmethod
     def score(self, batch: ScoringBatch) -> np.ndarray:
         """Per-item values, float64 ``[N]``."""
+
+
+def saliency_ranks(maps: torch.Tensor) -> torch.Tensor:
+    """``[N,H*W]`` rank of each pixel by decreasing saliency (0 = most salient; ties in row-major order)."""
+    flat = maps.reshape(maps.shape[0], -1)
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, positions)
