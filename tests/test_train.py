@@ -1,16 +1,14 @@
 """Training: seeded and deterministic, learns, records its settings, handles permuted labels."""
 
-from pathlib import Path
 
 import pytest
 import torch
 
-from salbench.config import load_config
 from salbench.data import create_dataset
 from salbench.models import build_model
 from salbench.train import random_dihedral, train_classifier
+from trained import trained_default
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"lr": 0.01, "batch_size": 32, "weight_decay": 0.0, "seed": 5, "progress": False}
 
 
@@ -59,6 +57,15 @@ def test_permuted_labels_are_seeded_and_recorded(tiny):
     assert not torch.equal(model.net.fc.weight, plain.net.fc.weight)
 
 
+def test_permuted_model_memorises_a_small_training_set(tiny):
+    """Data randomisation's model (Adebayo et al. 2018): random labels, learnt by heart, nothing general."""
+    _, metrics = _train(tiny, epochs=40, permute_labels=True, augment=False, max_train=24, lr=0.02)
+    assert metrics["n_train"] == 24 and metrics["final_train_accuracy"] >= 0.9
+    assert metrics["final_val_accuracy"] < 0.5
+    with pytest.raises(ValueError, match="max_train"):
+        _train(tiny, max_train=0)
+
+
 def test_random_dihedral_draws_each_symmetry_of_the_square():
     x = torch.arange(16.0).view(1, 1, 4, 4).repeat(400, 1, 1, 1)
     out = random_dihedral(x, torch.Generator().manual_seed(0))
@@ -71,11 +78,4 @@ def test_random_dihedral_draws_each_symmetry_of_the_square():
 @pytest.mark.parametrize("arch", ["small_cnn", "small_resnet"])
 def test_default_training_reaches_the_target_accuracy(arch):
     """The embedded default's recipe (its data set and training settings) gives >= 90% validation accuracy."""
-    config = load_config(ROOT / "config" / "config.yaml")
-    model_name = next(name for name, spec in config["models"].items() if spec["arch"] == arch)
-    source = create_dataset("shapes", **config["datasets"]["shapes"]["params"])
-    torch.manual_seed(0)
-    model = build_model(arch, len(source.classes))
-    metrics = train_classifier(model, source.generate("train"), source.generate("val"), seed=0, progress=False,
-                               **config["models"][model_name]["train"])
-    assert metrics["final_val_accuracy"] >= 0.9
+    assert trained_default(arch).metrics["final_val_accuracy"] >= 0.9

@@ -36,6 +36,7 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 @torch.no_grad()
+@torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` (put in eval mode) on pre-converted images."""
     model.eval()
@@ -97,13 +98,16 @@ def train_classifier(
     device: str | torch.device = "cpu",
     permute_labels: bool = False,
     augment: bool = True,
+    max_train: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` in place with AdamW and a one-cycle schedule; return metrics (model left in eval mode).
 
     ``augment`` maps each training image through a random symmetry of the square (flips and
     transposition): every shape class is closed under them, and they keep the nets from memorising
-    background textures.
+    background textures. ``max_train`` keeps only the first items of the training split: the data
+    randomisation check's permuted-label model memorises a small training set instead of a large one.
+    ``final_train_accuracy`` is measured after training, in eval mode, on the (possibly permuted) labels.
     """
     if epochs < 1 or batch_size < 1 or not len(train):
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and training items; "
@@ -111,8 +115,11 @@ def train_classifier(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
-    x_train, x_val = to_tensor(train.images, device), to_tensor(val.images, device)
-    y_train = torch.as_tensor(train.targets, dtype=torch.long)
+    if max_train is not None and max_train < 1:
+        raise ValueError(f"max_train must be a positive number of items, got {max_train}")
+    keep = slice(0, max_train)
+    x_train, x_val = to_tensor(train.images[keep], device), to_tensor(val.images, device)
+    y_train = torch.as_tensor(train.targets[keep], dtype=torch.long)
     if permute_labels:
         y_train = y_train[torch.randperm(len(y_train), generator=generator)]
     y_train, y_val = y_train.to(device), torch.as_tensor(val.targets, dtype=torch.long, device=device)
@@ -139,6 +146,7 @@ def train_classifier(
     return {
         **history,
         "final_val_accuracy": history["val_accuracy"][-1],
+        "final_train_accuracy": accuracy(model, x_train, y_train),
         "seconds": time.perf_counter() - start,
         "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
         "augment": augment, "permute_labels": permute_labels, "n_train": len(x_train), "n_val": len(x_val),

@@ -1,0 +1,150 @@
+"""Model-parameter randomisation (model sensitivity), cascading and independent (Adebayo et al. 2018).
+
+Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim, "Sanity Checks for Saliency Maps", NeurIPS 2018
+(arXiv:1810.03292): re-initialise the weights of a trained model layer by layer from the logits down
+to the first layer, cumulatively (*cascading*) or one layer at a time (*independent*), and compare each
+stage's saliency map with the original one. A map that stays similar does not depend on the learned
+parameters and fails the check. Binder et al., "Shortcomings of Top-Down Randomization-Based Sanity
+Checks for Evaluations of Deep Neural Network Explanations", CVPR 2023 (arXiv:2211.12486), caution
+that passing says little about faithfulness; the check is a necessary condition only.
+
+Stages follow the model spec's top-down layer order (:func:`salbench.models.layers.randomisation_order`).
+Each layer is re-initialised by its own ``reset_parameters()`` (the architecture's default initialiser,
+not any custom init its builder applied), drawn on the CPU from a generator seeded by (seed, layer name)
+only, so a stage is the same on every device, whichever stages were built before, and does not touch
+the global RNG. Stages live in a deep copy; the original model is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Iterator
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..methods.base import Method
+from ..models.layers import randomisation_order
+from ..params import check_choice
+from ..saliency import compute_maps
+from .similarity import Similarity
+
+MODES: tuple[str, ...] = ("cascading", "independent")
+#: "reset": batch-norm layers are stages too, reset to their initial state (unit scale, zero shift, running
+#: mean 0 and variance 1); "keep": batch-norm layers keep their trained parameters and statistics
+BATCHNORM: tuple[str, ...] = ("reset", "keep")
+ORIGINAL = "original"
+
+
+def _check(mode: str, batchnorm: str) -> None:
+    check_choice("check", "model_sensitivity", "mode", mode, MODES)
+    check_choice("check", "model_sensitivity", "batchnorm", batchnorm, BATCHNORM)
+
+
+def randomised_layers(model: nn.Module, batchnorm: str = "reset") -> list[str]:
+    """Names of the layers the cascade re-initialises, top-down (logits first)."""
+    check_choice("check", "model_sensitivity", "batchnorm", batchnorm, BATCHNORM)
+    layers = randomisation_order(model)
+    if batchnorm == "keep":
+        layers = [name for name in layers if not isinstance(model.get_submodule(name), _BatchNorm)]
+    return layers
+
+
+def stage_names(model: nn.Module, batchnorm: str = "reset") -> list[str]:
+    """``["original", <layer>, ...]``: stage ``k > 0`` is named after the k-th randomised layer."""
+    return [ORIGINAL, *randomised_layers(model, batchnorm)]
+
+
+def layer_seed(seed: int, layer: str) -> int:
+    """A 63-bit seed for ``layer``'s re-initialisation: sha256 of the study seed and the layer name."""
+    digest = hashlib.sha256(f"{int(seed)}:{layer}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def reinitialise_(layer: nn.Module, seed: int) -> None:
+    """Re-initialise ``layer`` in place with its own ``reset_parameters()``, drawn on the CPU from ``seed``.
+
+    The draw happens on a CPU copy under a forked CPU RNG, so the values do not depend on the layer's
+    device or on the global RNG state, which is left as it was.
+    """
+    if not callable(getattr(layer, "reset_parameters", None)):
+        raise TypeError(f"{type(layer).__name__} has parameters but no reset_parameters(); cannot re-initialise it")
+    fresh = copy.deepcopy(layer).to("cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        fresh.reset_parameters()
+    layer.load_state_dict(fresh.state_dict())
+
+
+def randomised_stages(
+    model: nn.Module, seed: int, mode: str = "cascading", batchnorm: str = "reset"
+) -> Iterator[tuple[str, nn.Module]]:
+    """Yield ``(stage_name, model)``: first ``("original", ...)``, then one stage per randomised layer.
+
+    ``cascading``: stage k has the top k layers re-initialised; ``independent``: only the k-th layer.
+    The yielded model is one deep copy of ``model`` (same train/eval mode and device), updated in place
+    from stage to stage, so a cascade costs one copy and one re-initialisation per layer: use it before
+    advancing, and :func:`copy.deepcopy` it (or call :func:`stage_model`) to keep a stage.
+    Stage k equals :func:`stage_model` ``(model, seed, k, ...)``.
+    """
+    _check(mode, batchnorm)
+    work = copy.deepcopy(model)
+    yield ORIGINAL, work
+    for name in randomised_layers(model, batchnorm):
+        layer = work.get_submodule(name)
+        reinitialise_(layer, layer_seed(seed, name))
+        yield name, work
+        if mode == "independent":
+            layer.load_state_dict(model.get_submodule(name).state_dict())
+
+
+def stage_model(
+    model: nn.Module, seed: int, stage: int, mode: str = "cascading", batchnorm: str = "reset"
+) -> nn.Module:
+    """The model of stage ``stage`` alone (0 = original), a deep copy built without visiting other stages."""
+    _check(mode, batchnorm)
+    layers = randomised_layers(model, batchnorm)
+    if not 0 <= stage <= len(layers):
+        raise IndexError(f"stage {stage} out of range: this model has stages 0..{len(layers)}")
+    chosen = layers[:stage] if mode == "cascading" else layers[stage - 1:stage] if stage else []
+    randomised = copy.deepcopy(model)
+    for name in chosen:
+        reinitialise_(randomised.get_submodule(name), layer_seed(seed, name))
+    return randomised
+
+
+def stage_maps(
+    method: Method,
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int,
+    mode: str = "cascading",
+    batchnorm: str = "reset",
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+) -> tuple[list[str], torch.Tensor]:
+    """Stage names and maps ``[S,N,H,W]`` (float32, CPU) of ``method`` for every stage of the randomisation.
+
+    Each stage's maps are computed once; all similarity measures and checks read them from here.
+    """
+    names, maps = [], []
+    for name, stage in randomised_stages(model, seed, mode, batchnorm):
+        names.append(name)
+        maps.append(compute_maps(method, stage, images, targets, batch_size, progress=False, device=device))
+    return names, torch.stack(maps)
+
+
+def stage_similarities(maps: torch.Tensor, similarity: Similarity) -> dict[str, torch.Tensor]:
+    """Similarity ``[S,N]`` (float64) of each stage's maps ``[S,N,H,W]`` to stage 0 (the original), per measure.
+
+    The original maps are prepared once and compared with all stages at once (row 0 is the original
+    against itself).
+    """
+    stages, n = maps.shape[:2]
+    prepared = similarity.prepare(maps.flatten(0, 1))
+    staged = {measure: value.unflatten(0, (stages, n)) for measure, value in prepared.items()}
+    reference = {measure: value[:1] for measure, value in staged.items()}
+    return similarity.compare(reference, staged)
