@@ -10,14 +10,7 @@ import pytest
 from salbench.report import build_report
 from salbench.report.tables import aggregate, bootstrap_ci, load_scores, mark_leaders, summarise
 
-from .synthetic import HAND_TARGETS, HAND_VALUES, METHODS, METRIC_INFO, MODELS, make_study
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    study = make_study(tmp_path_factory.mktemp("study"))
-    index = build_report(**study.kwargs)
-    return study, index
+from .synthetic import HAND_TARGETS, HAND_VALUES, METHODS, METRIC_INFO, MODELS
 
 
 def test_report_names_every_method_metric_and_pair(built):
@@ -35,7 +28,7 @@ def test_report_folder_is_self_contained(built):
     study, index = built
     text = index.read_text()
     sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', text)
-    assert len(sources) == 1 + len(MODELS)
+    assert len(sources) == 3 + len(MODELS)
     links = re.findall(r'\shref="([^"]+)"', text)
     for target in sources + [link for link in links if not link.startswith(("#", "data:"))]:
         assert not target.startswith(("/", "http:", "https:", "file:", "//")), target
@@ -43,9 +36,11 @@ def test_report_folder_is_self_contained(built):
     assert "<script" not in text and re.search(r"https?:", text) is None
     figures = study.kwargs["out_dir"] / "figures"
     assert {p.name for p in figures.iterdir()} == {
-        "metrics.png", "metrics.svg", *(f"examples_shapes_{m}.png" for m in MODELS)}
+        "metrics.png", "metrics.svg", "ranks.png", "ranks.svg", "rank_agreement.png", "rank_agreement.svg",
+        *(f"examples_shapes_{m}.png" for m in MODELS)}
     tables = study.kwargs["tables_dir"]
-    assert {"scores.parquet", "summary.parquet", "summary.csv"} <= {p.name for p in tables.iterdir()}
+    assert {"scores.parquet", "summary.parquet", "summary.csv", "ranks.csv", "rank_agreement.csv"} <= {
+        p.name for p in tables.iterdir()}
 
 
 def test_summary_follows_each_metrics_aggregate_and_counts_excluded_items(built):

@@ -12,6 +12,16 @@ rule report:
             f"reports/{STUDY}/figures/metrics.png", caption="../report/metrics_figure.rst", category="Metrics"
         ),
         metrics_svg=f"reports/{STUDY}/figures/metrics.svg",
+        ranks=f"results/tables/{STUDY}/ranks.csv",
+        agreement=f"results/tables/{STUDY}/rank_agreement.csv",
+        ranks_png=report(f"reports/{STUDY}/figures/ranks.png", caption="../report/ranks.rst", category="Ranks"),
+        ranks_svg=f"reports/{STUDY}/figures/ranks.svg",
+        agreement_png=report(
+            f"reports/{STUDY}/figures/rank_agreement.png",
+            caption="../report/rank_agreement.rst",
+            category="Rank agreement",
+        ),
+        agreement_svg=f"reports/{STUDY}/figures/rank_agreement.svg",
         examples=report(
             expand(f"reports/{STUDY}/figures/examples_{{dataset}}_{{model}}.png", dataset=DATASETS, model=MODELS),
             caption="../report/examples.rst",

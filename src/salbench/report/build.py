@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from ..store import atomic_path, open_store
-from . import figures, html, tables
+from . import figures, html, ranks, tables
 
 DEFAULT_EXAMPLES = 6
 DEFAULT_BOOTSTRAP = 1000
@@ -35,7 +35,12 @@ class ExampleItems:
 def build_report(*, study: str, config: dict[str, Any], score_files: list[Path], map_stores: list[Path],
                  data_stores: dict[str, Path], out_dir: Path, tables_dir: Path,
                  metric_info: dict[str, dict[str, Any]]) -> Path:
-    """Write ``tables_dir/{scores,summary}.parquet`` + ``summary.csv`` and the report folder; return its index.html."""
+    """Write the tables and the report folder; return its index.html.
+
+    ``tables_dir`` gets ``scores.parquet``, ``summary.parquet`` + ``summary.csv`` (value and interval per
+    dataset, model, method and metric), ``ranks.csv`` (rank with its paired-bootstrap distribution) and
+    ``rank_agreement.csv`` (Kendall tau between metrics); the report folder links copies of the CSVs.
+    """
     out_dir, tables_dir = Path(out_dir), Path(tables_dir)
     options = config.get("report") or {}
     n_examples = int(options.get("examples", DEFAULT_EXAMPLES))
@@ -49,12 +54,20 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
     controls = tables.control_methods(config, all_methods)
     methods = tables.method_order(all_methods, controls)
     summary = tables.summarise(scores, metric_info, controls, n_boot=n_boot, seed=seed)
+    families = tables.metric_families(config, metric_info)
+    metrics = tables.metric_order({m: families[m] for m in set(summary["metric"])})
+    rank_table = ranks.method_ranks(scores, metric_info, n_boot=n_boot, seed=seed)
+    agreement = ranks.rank_agreement(summary, metrics)
+    csv_tables = {"summary.csv": summary, "ranks.csv": rank_table, "rank_agreement.csv": agreement}
     _write_table(scores, tables_dir / "scores.parquet")
     _write_table(summary, tables_dir / "summary.parquet")
-    _write_table(summary, tables_dir / "summary.csv")
+    for name, frame in csv_tables.items():
+        _write_table(frame, tables_dir / name)
 
     with atomic_path(out_dir) as tmp:
-        figures.metrics_figure(summary, methods, controls, tmp / "figures" / "metrics.png")
+        figures.metrics_figure(summary, methods, controls, tmp / "figures" / "metrics.png", metrics)
+        figures.ranks_figure(rank_table, metrics, families, controls, tmp / "figures" / "ranks.png")
+        figures.rank_agreement_figure(agreement, metrics, families, tmp / "figures" / "rank_agreement.png")
         examples = {}
         for (dataset, model), by_method in sorted(columns.items()):
             name = f"figures/examples_{dataset}_{model}.png"
@@ -62,13 +75,18 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
                     if m in by_method]
             figures.example_grid(items[dataset].images, items[dataset].masks, items[dataset].labels, grid, tmp / name)
             examples[(dataset, model)] = name
-        summary.to_csv(tmp / "summary.csv", index=False)
+        for name, frame in csv_tables.items():
+            frame.to_csv(tmp / name, index=False)
         config_yaml = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
         page = html.Page(
             study=study, provenance=_provenance(runs, items, n_boot, seed), runtimes=tables.runtime_by_method(runs),
             runs=runs, config_yaml=config_yaml,
             summary=summary, metric_info=metric_info, methods=methods, controls=controls,
+            ranks=rank_table, families=families, metrics=metrics,
             metrics_png="figures/metrics.png", metrics_svg="figures/metrics.svg", summary_csv="summary.csv",
+            ranks_csv="ranks.csv", agreement_csv="rank_agreement.csv",
+            ranks_png="figures/ranks.png", ranks_svg="figures/ranks.svg",
+            agreement_png="figures/rank_agreement.png", agreement_svg="figures/rank_agreement.svg",
             examples=examples, n_examples=n_examples,
         )
         (tmp / "index.html").write_text(html.render(page), encoding="utf-8")
@@ -122,7 +140,8 @@ def _provenance(runs: pd.DataFrame, items: dict[str, ExampleItems], n_boot: int,
         ("git revision", distinct("git_revision")), ("seeds", distinct("seed")), ("devices", distinct("device")),
         ("hosts", distinct("host")),
         ("data manifests (sha256)", ", ".join(f"{d}: {i.manifest_sha256[:12]}" for d, i in items.items())),
-        ("bootstrap", f"{n_boot} resamples of items, seed {seed}, 95% percentile interval"),
+        ("bootstrap", f"{n_boot} resamples of items, seed {seed}, 95% percentile interval; ranks: the same "
+                      "resample of items for every method (paired)"),
     ]
 
 

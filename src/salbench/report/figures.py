@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from .ranks import fmt_rank  # noqa: E402
+
 DPI = 110
 RC = {"svg.hashsalt": "salbench", "svg.fonttype": "none", "font.size": 9}
 SAVE = {"dpi": DPI, "bbox_inches": "tight", "facecolor": "white"}
@@ -48,10 +50,12 @@ def _save(fig: Figure, path: Path, formats: tuple[str, ...]) -> list[Path]:
     return written
 
 
-def metrics_figure(summary: pd.DataFrame, methods: list[str], controls: set[str], path: Path) -> list[Path]:
-    """Point plot: value with 95% interval per method (y), one facet per metric (columns) and data set
-    (rows), hue = model. Writes ``path`` as PNG and SVG."""
-    metrics = sorted(summary["metric"].unique())
+def metrics_figure(summary: pd.DataFrame, methods: list[str], controls: set[str], path: Path,
+                   metrics: list[str] | None = None) -> list[Path]:
+    """Point plot: value with 95% interval per method (y), one facet per metric (columns, in ``metrics``
+    order, default sorted) and data set (rows), hue = model. Writes ``path`` as PNG and SVG."""
+    present = set(summary["metric"])
+    metrics = [m for m in metrics if m in present] if metrics else sorted(present)
     datasets = sorted(summary["dataset"].unique())
     models = sorted(summary["model"].unique())
     palette = dict(zip(models, sns.color_palette("colorblind", len(models))))
@@ -66,10 +70,7 @@ def metrics_figure(summary: pd.DataFrame, methods: list[str], controls: set[str]
         for ax in grid.axes.flat:
             ax.set_yticks(range(len(methods)), methods)
             ax.set_ylim(len(methods) - 0.5, -0.5)
-            for label in ax.get_yticklabels():
-                if label.get_text() in controls:
-                    label.set_color(CONTROL_COLOUR)
-                    label.set_fontstyle("italic")
+            _mark_controls(ax.get_yticklabels(), controls)
         for metric, ax in zip(metrics, grid.axes[-1]):
             ax.set_xlabel("higher is better" if direction[metric] else "lower is better")
         grid.set_ylabels("")
@@ -78,6 +79,14 @@ def metrics_figure(summary: pd.DataFrame, methods: list[str], controls: set[str]
         written = _save(grid.figure, path, ("png", "svg"))
         plt.close(grid.figure)
     return written
+
+
+def _mark_controls(labels: list, controls: set[str]) -> None:
+    """Grey italics for the tick labels of control baselines."""
+    for label in labels:
+        if label.get_text() in controls:
+            label.set_color(CONTROL_COLOUR)
+            label.set_fontstyle("italic")
 
 
 def _intervals(data: pd.DataFrame, *, methods: list[str], models: list[str], palette: dict, **_: object) -> None:
@@ -137,3 +146,93 @@ def _show_map(ax: plt.Axes, saliency: np.ndarray, signed: bool) -> None:
         ax.imshow(saliency, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="antialiased")
     else:
         ax.imshow(saliency, cmap="magma", vmin=0.0, vmax=scale, interpolation="antialiased")
+
+
+def rank_agreement_figure(agreement: pd.DataFrame, metrics: list[str], families: dict[str, str],
+                          path: Path) -> list[Path]:
+    """Heatmaps of Kendall tau between metrics (rows x columns in ``metrics`` order), one panel per
+    (dataset, model): data sets as panel rows, models as panel columns. Lines separate metric families.
+    Writes ``path`` as PNG and SVG."""
+    datasets = sorted(agreement["dataset"].unique())
+    models = sorted(agreement["model"].unique())
+    present = [m for m in metrics if m in set(agreement["metric_a"])]
+    side = 0.42 * len(present) + 1.6
+    with plt.rc_context(RC):
+        fig = Figure(figsize=(side * len(models) + 0.8, side * len(datasets)))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(len(datasets), len(models), squeeze=False, gridspec_kw={"wspace": 0.35, "hspace": 0.45})
+        colorbar = fig.add_axes((0.93, 0.3, 0.012, 0.4))
+        for (i, dataset), (j, model) in ((d, m) for d in enumerate(datasets) for m in enumerate(models)):
+            rows = agreement[(agreement["dataset"] == dataset) & (agreement["model"] == model)]
+            _tau_panel(axes[i, j], rows, present, families, colorbar)
+            axes[i, j].set_title(f"{dataset} / {model}", fontsize=10, pad=22)
+        colorbar.set_ylabel("Kendall tau (methods' orderings)")
+        written = _save(fig, path, ("png", "svg"))
+    return written
+
+
+def _tau_panel(ax: plt.Axes, rows: pd.DataFrame, metrics: list[str], families: dict[str, str],
+               colorbar: plt.Axes) -> None:
+    """One annotated tau heatmap; an empty panel says so."""
+    if rows.empty:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
+        return
+    matrix = rows.pivot(index="metric_a", columns="metric_b", values="tau").reindex(index=metrics, columns=metrics)
+    sns.heatmap(matrix, ax=ax, cmap="RdBu_r", vmin=-1.0, vmax=1.0, center=0.0, square=True, annot=True, fmt=".2f",
+                annot_kws={"fontsize": 6.5}, linewidths=0.4, linecolor="white", cbar_ax=colorbar)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+    _family_columns(ax, metrics, families, rows_too=True)
+
+
+def ranks_figure(ranks: pd.DataFrame, metrics: list[str], families: dict[str, str], controls: set[str],
+                 path: Path) -> list[Path]:
+    """Heatmaps of each method's rank (rows, best mean rank first) per metric (columns, in ``metrics``
+    order), one panel per (dataset, model): data sets as panel rows, models as panel columns; 1 = best.
+    Writes ``path`` as PNG and SVG."""
+    datasets = sorted(ranks["dataset"].unique())
+    models = sorted(ranks["model"].unique())
+    present = [m for m in metrics if m in set(ranks["metric"])]
+    n_methods = int(ranks["method"].nunique())
+    worst = float(np.nanmax(ranks["rank"])) if ranks["rank"].notna().any() else 1.0
+    width, height = 0.36 * len(present) + 2.6, 0.2 * n_methods + 1.4
+    with plt.rc_context(RC):
+        fig = Figure(figsize=(width * len(models) + 0.8, height * len(datasets)))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(len(datasets), len(models), squeeze=False, gridspec_kw={"wspace": 0.6, "hspace": 0.3})
+        colorbar = fig.add_axes((0.93, 0.3, 0.012, 0.4))
+        for (i, dataset), (j, model) in ((d, m) for d in enumerate(datasets) for m in enumerate(models)):
+            rows = ranks[(ranks["dataset"] == dataset) & (ranks["model"] == model)]
+            matrix = rows.pivot(index="method", columns="metric", values="rank").reindex(columns=present)
+            matrix = matrix.loc[matrix.mean(axis=1).sort_values(kind="stable").index]
+            ax = axes[i, j]
+            sns.heatmap(matrix, ax=ax, cmap="viridis_r", vmin=1.0, vmax=max(worst, 2.0), annot=matrix.map(fmt_rank),
+                        fmt="",
+                        annot_kws={"fontsize": 6}, linewidths=0.3, linecolor="white", cbar_ax=colorbar)
+            ax.set_title(f"{dataset} / {model}", fontsize=10, pad=22)
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+            ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+            _mark_controls(ax.get_yticklabels(), controls)
+            _family_columns(ax, present, families, rows_too=False)
+        colorbar.set_ylabel("rank (1 = best)")
+        colorbar.invert_yaxis()
+        written = _save(fig, path, ("png", "svg"))
+    return written
+
+
+def _family_columns(ax: plt.Axes, metrics: list[str], families: dict[str, str], rows_too: bool) -> None:
+    """Lines between the metric families of a heatmap's columns (and rows), family names on top."""
+    edges = [0, *(k for k in range(1, len(metrics)) if families[metrics[k]] != families[metrics[k - 1]]),
+             len(metrics)]
+    for k in edges[1:-1]:
+        ax.axvline(k, color="black", linewidth=1.2)
+        if rows_too:
+            ax.axhline(k, color="black", linewidth=1.2)
+    for start, end in zip(edges[:-1], edges[1:]):
+        ax.text((start + end) / 2, -0.3, families[metrics[start]], ha="center", va="bottom", fontsize=8,
+                fontstyle="italic")

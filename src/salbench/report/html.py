@@ -9,6 +9,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .ranks import fmt_rank
+
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
@@ -20,8 +22,13 @@ th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap;font-variant-nu
 .tag{font-size:.75em;color:#555;border:1px solid #aaa;border-radius:3px;padding:0 .3em;margin-left:.4em}
 pre{background:#f7f7f7;border:1px solid #ddd;padding:.8em;overflow:auto;font-size:.85em}
 img{max-width:100%;height:auto;border:1px solid #eee}nav ul{columns:2}code{font-size:.9em}
+.scroll{overflow-x:auto}.board td.num{line-height:1.25;font-size:.92em}.rank{color:#335;font-size:.85em}
+.explain{background:#f6f8fb;border-left:3px solid #9ab;padding:.4em .8em;margin:.6em 0}
 """.strip()
 WEAK_MARK = "\u25bd"
+#: (anchor, title) of the page's sections, in page order, for the navigation
+SECTIONS = (("overview", "Overview"), ("leaderboard", "Leaderboard"), ("ranks", "Ranks"),
+            ("agreement", "Rank agreement"), ("figure", "Metrics figure"), ("examples", "Example maps"))
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,18 @@ class Page:
     metric_info: dict[str, dict[str, Any]]
     methods: list[str]
     controls: set[str]
+    ranks: pd.DataFrame
+    families: dict[str, str]
+    metrics: list[str]
     metrics_png: str
     metrics_svg: str
     summary_csv: str
+    ranks_csv: str
+    ranks_png: str
+    ranks_svg: str
+    agreement_csv: str
+    agreement_png: str
+    agreement_svg: str
     examples: dict[tuple[str, str], str]
     n_examples: int
 
@@ -52,6 +68,8 @@ def render(page: Page) -> str:
         _nav(pairs),
         _overview(page),
         _leaderboard(page, pairs),
+        _ranks(page),
+        _agreement(page),
         _figure(page),
         _examples(page, pairs),
     ])
@@ -87,9 +105,8 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 def _nav(pairs: list[tuple[str, str]]) -> str:
     links = "".join(f'<li><a href="#leaderboard-{escape(slug(*p))}">leaderboard {escape(p[0])} / {escape(p[1])}</a>'
                     f' · <a href="#examples-{escape(slug(*p))}">examples</a></li>' for p in pairs)
-    return ('<nav><ul><li><a href="#overview">Overview</a></li><li><a href="#leaderboard">Leaderboard</a></li>'
-            '<li><a href="#figure">Metrics figure</a></li><li><a href="#examples">Example maps</a></li>'
-            f"{links}</ul></nav>")
+    sections = "".join(f'<li><a href="#{anchor}">{escape(title)}</a></li>' for anchor, title in SECTIONS)
+    return f"<nav><ul>{sections}{links}</ul></nav>"
 
 
 def _overview(page: Page) -> str:
@@ -118,69 +135,144 @@ def _overview(page: Page) -> str:
 
 
 def _leaderboard(page: Page, pairs: list[tuple[str, str]]) -> str:
-    metrics = sorted(page.summary["metric"].unique())
     info = _table(
-        ["metric", "aggregate", "better", "description"],
-        [[escape(m), escape(page.metric_info[m]["aggregate"]),
+        ["metric", "family", "aggregate", "better", "description"],
+        [[escape(m), escape(page.families[m]), escape(page.metric_info[m]["aggregate"]),
           "higher" if page.metric_info[m]["higher_is_better"] else "lower",
-          escape(page.metric_info[m].get("description", ""))] for m in metrics])
+          escape(page.metric_info[m].get("description", ""))] for m in page.metrics])
     controls = ", ".join(f"<code>{escape(c)}</code>" for c in sorted(page.controls)) or "none in this study"
     parts = [
         '<section id="leaderboard">', "<h2>Leaderboard</h2>",
-        "<p>Each cell is the metric's aggregate over scorable items with a 95% bootstrap interval "
-        "(items resampled with replacement, then aggregated as the metric prescribes: <em>mean</em> over items, "
-        "or <em>class_mean</em>, the mean over target classes of the per-class mean, as in the TorchRay pointing "
-        "game). Items a metric cannot score are excluded and counted. <strong>Bold</strong>: best value of the "
-        "column for that data set and model.</p>",
+        '<div class="explain"><p><strong>What it shows.</strong> One table per data set, model and metric family '
+        "(localisation against ground-truth masks, faithfulness to the model under perturbation, complexity of the "
+        "map). Each cell is the metric's aggregate over scorable items with its 95% bootstrap interval in brackets "
+        "(items resampled with replacement, then aggregated as the metric prescribes: <em>mean</em> over items, or "
+        "<em>class_mean</em>, the mean over target classes of the per-class mean, as in the TorchRay pointing "
+        "game). Items a metric cannot score are excluded and counted.</p>"
+        "<p><strong>Ranks.</strong> Below each value: the method's rank among all methods on that metric (1 = best, "
+        "&uarr;/&darr; in the header says whether higher or lower values are better; ties share the average rank) "
+        "and its 95% bootstrap interval. The rank bootstrap is paired: each resample draws the items once and every "
+        "method is scored on the same draw, so the interval says how often the ordering would change with another "
+        "sample of items; hover a cell for the mean rank and the share of resamples in which the method is best. "
+        "Rows are sorted by <em>mean rank</em> over the family's metrics.</p>"
+        "<p><strong>How to read it.</strong> Two methods whose rank intervals overlap are not reliably ordered by "
+        "this study. <strong>Bold</strong>: best value of the column.</p></div>",
         info,
-        f"<p><strong>Control baselines</strong> ({controls}): random maps, a Sobel edge detector and a map "
-        "peaked at the image centre do not read the model. A method that does not beat the best control on a "
-        f"metric is not explaining the model on that metric; its cell is marked {WEAK_MARK} (point estimates "
-        "compared).</p>",
+        f"<p><strong>Control baselines</strong> ({controls}, tagged <em>control</em>): random maps, a Sobel edge "
+        "detector and a map peaked at the image centre do not read the model. A method that does not beat the best "
+        f"control on a metric is not explaining the model on that metric; its cell is marked {WEAK_MARK} (point "
+        "estimates compared).</p>",
     ]
     for dataset, model in pairs:
         rows = page.summary[(page.summary["dataset"] == dataset) & (page.summary["model"] == model)]
+        ranks = page.ranks[(page.ranks["dataset"] == dataset) & (page.ranks["model"] == model)]
         parts.append(f'<section id="leaderboard-{escape(slug(dataset, model))}">'
                      f"<h3>{escape(dataset)} / {escape(model)}</h3>")
-        parts.append(_leaderboard_table(rows, page.methods, metrics, page.controls))
+        for family, metrics in _by_family(page.metrics, page.families, set(rows["metric"])):
+            parts.append(f'<h4 id="leaderboard-{escape(slug(dataset, model, family))}">{escape(family)}</h4>')
+            parts.append(_leaderboard_table(rows, ranks, page.methods, metrics, page.controls))
         parts.append("</section>")
-    parts.append(f'<p>Tables: <a href="{escape(page.summary_csv)}">summary.csv</a> '
-                 "(one row per data set, model, method and metric).</p>")
+    parts.append(f'<p>Tables: <a href="{escape(page.summary_csv)}">summary.csv</a> (one row per data set, model, '
+                 f'method and metric), <a href="{escape(page.ranks_csv)}">ranks.csv</a> (rank, bootstrap mean rank, '
+                 "95% rank interval and share of resamples ranked best).</p>")
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def _leaderboard_table(rows: pd.DataFrame, methods: list[str], metrics: list[str], controls: set[str]) -> str:
+def _by_family(metrics: list[str], families: dict[str, str], present: set[str]) -> list[tuple[str, list[str]]]:
+    """(family, its metrics) in ``metrics`` order, only metrics in ``present``."""
+    groups: dict[str, list[str]] = {}
+    for metric in metrics:
+        if metric in present:
+            groups.setdefault(families[metric], []).append(metric)
+    return list(groups.items())
+
+
+def _leaderboard_table(rows: pd.DataFrame, ranks: pd.DataFrame, methods: list[str], metrics: list[str],
+                       controls: set[str]) -> str:
+    """Methods (rows, by mean rank over ``metrics``) x metrics: value, interval and rank per cell."""
     cells = {(r.method, r.metric): r for r in rows.itertuples()}
+    rank_of = {(r.method, r.metric): r for r in ranks.itertuples()}
+    board = ranks[ranks["metric"].isin(metrics)].groupby("method")["rank"].mean()
     present = [m for m in methods if any((m, metric) in cells for metric in metrics)]
+    present.sort(key=lambda m: (math.isnan(board.get(m, math.nan)), board.get(m, math.nan), m))
     body = []
     for method in present:
         tag = '<span class="tag">control</span>' if method in controls else ""
-        body.append([f"{escape(method)}{tag}"] + [_cell(cells.get((method, metric))) for metric in metrics])
+        body.append([f"{escape(method)}{tag}", f'<td class="num">{fmt_rank(board.get(method, math.nan))}</td>']
+                    + [_cell(cells.get((method, metric)), rank_of.get((method, metric))) for metric in metrics])
     higher = rows.drop_duplicates("metric").set_index("metric")["higher_is_better"]
-    header = ["method"] + [f"{escape(m)} {'&uarr;' if higher.get(m, True) else '&darr;'}" for m in metrics]
-    return _table(header, body)
+    header = ["method", "mean rank"] + [f"{escape(m)} {'&uarr;' if higher.get(m, True) else '&darr;'}"
+                                        for m in metrics]
+    return f'<div class="scroll board">{_table(header, body)}</div>'
 
 
-def _cell(row: Any) -> str:
+def _cell(row: Any, rank: Any) -> str:
     if row is None:
         return '<td class="num">&mdash;</td>'
-    value = f"{fmt(row.value)} <span class=\"ci\">[{fmt(row.ci_low)}, {fmt(row.ci_high)}]</span>"
+    value = f"{fmt(row.value)}<br><span class=\"ci\">[{fmt(row.ci_low)}, {fmt(row.ci_high)}]</span>"
     if row.best:
         value = f"<strong>{value}</strong>"
     if not pd.isna(row.beats_controls) and not row.beats_controls:
         value = f'<span class="weak" title="does not beat the best control">{WEAK_MARK} {value}</span>'
+    title = f"{row.n_items} items, {row.n_excluded} excluded, {row.n_classes} classes"
+    if rank is not None and not pd.isna(rank.rank):
+        value += (f'<br><span class="rank">#{fmt_rank(rank.rank)} '
+                  f"[{fmt_rank(rank.rank_low)}, {fmt_rank(rank.rank_high)}]</span>")
+        title += (f"; rank {fmt_rank(rank.rank)} of {rank.n_ranked}, bootstrap mean rank {rank.rank_mean:.2f}, "
+                  f"95% [{fmt_rank(rank.rank_low)}, {fmt_rank(rank.rank_high)}], "
+                  f"best in {rank.p_best:.0%} of resamples")
     if row.n_excluded:
         value += f' <span class="excl">({row.n_excluded} excluded)</span>'
-    title = f"{row.n_items} items, {row.n_excluded} excluded, {row.n_classes} classes"
     return f'<td class="num" title="{escape(title)}">{value}</td>'
+
+
+def _ranks(page: Page) -> str:
+    return "\n".join([
+        '<section id="ranks">', "<h2>Ranks</h2>",
+        '<div class="explain"><p><strong>What it shows.</strong> The rank of every method (rows) on every metric '
+        "(columns, grouped by family) for each data set and model: 1 = best on that metric, whatever its direction; "
+        "shared ranks are averaged. Rows are sorted by mean rank over all metrics; control baselines in grey "
+        "italics.</p>"
+        "<p><strong>How to read it.</strong> A row that is dark across one family but light across another is a "
+        "method that one kind of evaluation favours and another does not. The ranks are point estimates: their "
+        "95% bootstrap intervals are in the leaderboard cells and in ranks.csv, and a difference of a few ranks "
+        "is often within them.</p></div>",
+        f'<img src="{escape(page.ranks_png)}" alt="rank of every method on every metric, per data set and model">',
+        f'<p><a href="{escape(page.ranks_svg)}">SVG version</a>; table: <a href="{escape(page.ranks_csv)}">'
+        "ranks.csv</a>.</p>",
+        "</section>",
+    ])
+
+
+def _agreement(page: Page) -> str:
+    return "\n".join([
+        '<section id="agreement">', "<h2>Rank agreement between metrics</h2>",
+        '<div class="explain"><p><strong>What it shows.</strong> For each data set and model, Kendall\'s tau-b '
+        "between the orderings of the methods by every pair of metrics, each metric first oriented so that better "
+        "is larger (a lower-is-better metric is negated). Saliency metrics are known to disagree about which method "
+        "is best (Tomsett et al., AAAI 2020); this map shows where they do in this study.</p>"
+        "<p><strong>How to read it.</strong> +1 (dark red): the two metrics order the methods identically; 0: "
+        "unrelated orderings; &minus;1 (dark blue): reversed orderings. Black lines separate the metric families; "
+        "high agreement inside a family and low agreement across families means the families measure different "
+        "properties, so a single metric's leaderboard should not be read as overall quality. Tau uses every "
+        "method with a value under both metrics, the control baselines included.</p></div>",
+        f'<img src="{escape(page.agreement_png)}" alt="Kendall tau between the metrics\' method rankings, '
+        'per data set and model">',
+        f'<p><a href="{escape(page.agreement_svg)}">SVG version</a>; table: '
+        f'<a href="{escape(page.agreement_csv)}">rank_agreement.csv</a> (tau, two-sided p-value and number of '
+        "methods for every ordered pair of metrics).</p>",
+        "</section>",
+    ])
 
 
 def _figure(page: Page) -> str:
     return "\n".join([
         '<section id="figure">', "<h2>Metrics figure</h2>",
-        "<p>Value and 95% bootstrap interval per method (rows), metric (columns) and data set (row facets); colour "
-        f"= model. Control baselines in grey italics. <a href=\"{escape(page.metrics_svg)}\">SVG version</a>.</p>",
+        "<p>Value and 95% bootstrap interval per method (rows), metric (columns, grouped by family) and data set "
+        "(row facets); colour = model. Control baselines in grey italics. With many metrics the figure is wide: "
+        f"open the <a href=\"{escape(page.metrics_png)}\">PNG</a> or the "
+        f"<a href=\"{escape(page.metrics_svg)}\">SVG version</a> at full size.</p>",
         f'<img src="{escape(page.metrics_png)}" alt="metric values with 95% intervals per method, metric and model">',
         "</section>",
     ])

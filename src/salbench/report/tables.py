@@ -25,6 +25,9 @@ CONTROL_METHODS = ("centre", "random", "sobel")
 RUN_COLUMNS = ["dataset", "model", "method", "method_name", "method_params", "seed", "device", "host", "git_revision",
                "salbench", "torch", "python", "runtime_s", "checkpoint_sha256", "data_manifest_sha256"]
 CI_LEVEL = 0.95
+#: metric families in report order (the modules of src/salbench/metrics); others follow by name
+FAMILY_ORDER = ("localisation", "faithfulness", "complexity")
+OTHER_FAMILY = "other"
 #: resampled item indices held in memory at once (bounds the bootstrap's memory on large data sets)
 BOOTSTRAP_BLOCK = 2_000_000
 
@@ -131,6 +134,31 @@ def mark_leaders(summary: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
     beats[(is_control | best_control.isna() | oriented.isna()).to_numpy()] = pd.NA
     summary["beats_controls"] = beats
     return summary[SUMMARY_COLUMNS]
+
+
+def metric_families(config: dict[str, Any], metric_info: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Family of each metric (localisation, faithfulness, complexity, ...).
+
+    A ``family`` in the metric's info wins; otherwise it is the module its registered metric lives in,
+    read from the registry catalog (``metrics/faithfulness.py`` -> "faithfulness"); "other" if unknown.
+    """
+    from ..config import load_catalog
+
+    catalog = load_catalog()["metrics"]
+    specs = config.get("metrics") or {}
+    families = {}
+    for name, info in metric_info.items():
+        registered = (specs.get(name) or {}).get("metric", name)
+        module = (catalog.get(registered) or {}).get("module", "")
+        from_module = Path(module).stem if module.startswith("metrics/") else OTHER_FAMILY
+        families[name] = str(info.get("family") or from_module)
+    return families
+
+
+def metric_order(families: dict[str, str]) -> list[str]:
+    """Metric names grouped by family (:data:`FAMILY_ORDER` first, then others by name), by name within."""
+    rank = {family: i for i, family in enumerate(FAMILY_ORDER)}
+    return sorted(families, key=lambda m: (rank.get(families[m], len(rank)), families[m], m))
 
 
 def control_methods(config: dict[str, Any], methods: Iterable[str]) -> set[str]:
