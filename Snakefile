@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/saliency.smk"
+include: "workflow/rules/sanity.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"
 

@@ -41,7 +41,7 @@ def build_catalog() -> dict[str, dict[str, dict[str, Any]]]:
     }
     datasets = {
         e.name: {"module": _module_file(e.obj), "description": e.description, "params": e.obj.defaults,
-                 "classes": list(e.obj.classes)}
+                 "classes": list(e.obj.classes), "objects": e.obj.objects}
         for e in DATASETS.entries()
     }
     archs = {

@@ -88,6 +88,17 @@ def cmd_saliency(args: argparse.Namespace) -> None:
              args.checkpoint, args.seed, args.device, args.batch_size, args.out, target_layer=args.layer)
 
 
+def cmd_sanity(args: argparse.Namespace) -> None:
+    from .jobs import sanity
+
+    _threads(args)
+    table = sanity(args.dataset, args.model, args.method_id or args.method, args.method, args.params, args.data,
+                   args.checkpoint, args.settings, args.seed, args.device, args.batch_size, args.out,
+                   maps_out=args.maps_out, permuted_checkpoint=args.permuted_checkpoint, maps_path=args.maps,
+                   target_layer=args.layer)
+    print(f"sanity checks of {args.method_id or args.method}: {', '.join(sorted(table['check'].unique()))}")
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     from .jobs import score
 
@@ -104,7 +115,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     data_stores = dict(item.split("=", 1) for item in args.data)
     path = build_report(study=config["study"], config=config, score_files=args.scores, map_stores=args.maps,
                         data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
-                        tables_dir=args.summary.parent, metric_info=metric_info(config["metrics"]))
+                        tables_dir=args.summary.parent, metric_info=metric_info(config["metrics"]),
+                        sanity_files=args.sanity, cascade_stores=args.cascades)
     print(f"report written to {path}")
 
 
@@ -158,19 +170,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, required=True, help="training metrics JSON path")
     model_job(p)
 
+    def method_job(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--model", required=True, help="model name in the config")
+        p.add_argument("--method", required=True, help="registered method name")
+        p.add_argument("--method-id", help="method entry name in the config (default: --method)")
+        p.add_argument("--params", type=_json, default={}, help="JSON overrides of the method's paper defaults")
+        p.add_argument("--layer", help="target layer override for layer methods")
+        p.add_argument("--data", type=Path, required=True)
+        p.add_argument("--checkpoint", type=Path, required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--batch-size", type=int, default=32)
+        model_job(p)
+
     p = add("saliency", cmd_saliency, "compute one method's maps for every item of a data store")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True, help="model name in the config")
-    p.add_argument("--method", required=True, help="registered method name")
-    p.add_argument("--method-id", help="method entry name in the config (default: --method)")
-    p.add_argument("--params", type=_json, default={}, help="JSON overrides of the method's paper defaults")
-    p.add_argument("--layer", help="target layer override for layer methods")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
+    method_job(p)
     p.add_argument("--out", type=Path, required=True)
-    model_job(p)
+
+    p = add("sanity", cmd_sanity, "run the sanity checks that apply to a data store for one method on one model")
+    method_job(p)
+    p.add_argument("--settings", type=_json, default={}, help="JSON of the config's sanity section")
+    p.add_argument("--permuted-checkpoint", type=Path, help="model trained on permuted labels (data randomisation)")
+    p.add_argument("--maps", type=Path, help="the method's maps store (two-object data sets: class checks)")
+    p.add_argument("--maps-out", type=Path, help="zarr store for the randomisation cascade's maps")
+    p.add_argument("--out", type=Path, required=True, help="tidy parquet table of per-item check values")
 
     p = add("score", cmd_score, "score one method's maps with the configured metrics (tidy parquet)")
     p.add_argument("--dataset", required=True)
@@ -193,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", required=True, help="NAME=PATH data stores")
     p.add_argument("--html", type=Path, required=True, help="reports/{study}/index.html; figures go beside it")
     p.add_argument("--summary", type=Path, required=True, help="results/tables/{study}/summary.csv; other tables beside it")
+    p.add_argument("--sanity", type=Path, nargs="*", default=[], help="sanity-check tables (parquet)")
+    p.add_argument("--cascades", type=Path, nargs="*", default=[], help="cascade map stores of the sanity checks")
     return parser
 
 

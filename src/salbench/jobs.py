@@ -84,11 +84,28 @@ def train(source_name: str, dataset_params: dict[str, Any], root: Path, arch: st
     return record
 
 
+def build_method(method_id: str, method_name: str, method_params: dict[str, Any], model: Any, model_name: str,
+                 target_layer: str | None = None) -> Any:
+    """The configured method for ``model``: layer methods get the spec's layer for their role (a config's
+    ``target_layer`` overrides the CAM layer only); a method that cannot explain the model is an error."""
+    from .methods import METHODS, create_method
+
+    params = dict(method_params)
+    method_cls = METHODS.get(method_name)
+    if method_cls.needs_layer:
+        override = target_layer if method_cls.layer_role == "target_layer" else None
+        params.setdefault("layer", override or model.spec.layer(method_cls.layer_role))
+    method = create_method(method_name, **params)
+    reason = method.skip_reason(model.spec)
+    if reason:
+        raise ValueError(f"method {method_id!r} cannot explain model {model_name!r}: {reason}")
+    return method
+
+
 def saliency(dataset: str, model_name: str, method_id: str, method_name: str, method_params: dict[str, Any],
              data_path: Path, checkpoint: Path, seed: int, device: str, batch_size: int, out: Path,
              target_layer: str | None = None) -> None:
     """Compute one method's maps for every item of a data store; write ``{method}.zarr``."""
-    from .methods import METHODS, create_method
     from .models import load_checkpoint
     from .saliency import compute_maps
 
@@ -97,15 +114,7 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
     seed_everything(seed)
     data = open_store(data_path)
     model = load_checkpoint(checkpoint, device)
-    params = dict(method_params)
-    method_cls = METHODS.get(method_name)
-    if method_cls.needs_layer:  # a config's target_layer overrides the spec's CAM layer, not other roles
-        override = target_layer if method_cls.layer_role == "target_layer" else None
-        params.setdefault("layer", override or model.spec.layer(method_cls.layer_role))
-    method = create_method(method_name, **params)
-    reason = method.skip_reason(model.spec)
-    if reason:
-        raise ValueError(f"method {method_id!r} cannot explain model {model_name!r}: {reason}")
+    method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
     images = torch.from_numpy(data["image"].values)  # uint8 on the CPU; compute_maps scales per batch
     targets = torch.from_numpy(data["target"].values)
     compute_start = time.perf_counter()
@@ -156,6 +165,68 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
         for name, vals in values.items()
     ]
     table = pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
+    table.attrs = {}
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    return table
+
+
+def sanity(dataset: str, model_name: str, method_id: str, method_name: str, method_params: dict[str, Any],
+           data_path: Path, checkpoint: Path, settings: dict[str, Any], seed: int, device: str, batch_size: int,
+           out: Path, maps_out: Path | None = None, permuted_checkpoint: Path | None = None,
+           maps_path: Path | None = None, target_layer: str | None = None) -> pd.DataFrame:
+    """Run every sanity check that applies to the data set for one method on one model; write a tidy table.
+
+    A data store with two items per image (``objects == 2``) gets the class checks and needs the method's
+    ``maps_path``; otherwise the model checks run and ``maps_out`` receives the cascade's maps of the first
+    ``figure_items`` items (dims ``stage, item, y, x``) for the report's figure.
+    """
+    from .models import load_checkpoint
+    from .sanity.run import SanitySettings, class_checks, model_checks
+
+    start = time.perf_counter()
+    device = resolve_device(device)
+    seed_everything(seed)
+    conf = SanitySettings.from_config(settings)
+    data = open_store(data_path)
+    model = load_checkpoint(checkpoint, device)
+    method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
+    n = min(conf.items, data.sizes["item"])
+    items = object_strings(data["item"].values[:n])
+    images = torch.from_numpy(data["image"].values[:n]).float().div_(255)
+    targets = torch.from_numpy(data["target"].values[:n])
+    if int(data.attrs.get("objects", 1)) == 2:
+        if maps_path is None:
+            raise ValueError("the class checks need the method's maps of the two-object data set (--maps)")
+        maps = open_store(maps_path)
+        if list(maps["item"].values[:n]) != list(data["item"].values[:n]):
+            raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
+        table = class_checks(method, model, images, targets, torch.from_numpy(maps["saliency"].values[:n]),
+                             torch.from_numpy(data["mask"].values[:n]), items,
+                             object_strings(data["image_id"].values[:n]), len(data.attrs["classes"]), conf,
+                             seed, batch_size, device)
+    else:
+        permuted = load_checkpoint(permuted_checkpoint, device) if permuted_checkpoint else None
+        blocks = model.spec.extra.get("randomisation_blocks") if conf.granularity == "block" else None
+        result = model_checks(method, model, permuted, images, targets, items, conf, seed, blocks, batch_size, device)
+        table = result.table
+        if maps_out is not None:
+            keep = min(conf.figure_items, n)
+            ds = xr.Dataset(
+                {"saliency": (("stage", "item", "y", "x"), result.cascade[:, :keep].numpy().astype(np.float32))},
+                coords={"stage": object_strings(result.stages), "item": items[:keep],
+                        "target": ("item", targets[:keep].numpy())},
+                attrs={"dataset": dataset, "model": model_name, "method": method_id, "method_name": method_name,
+                       "method_params": method.params, "seed": seed, "settings": settings,
+                       "permuted_train_accuracy": (permuted.meta.get("metrics", {}).get("final_train_accuracy")
+                                                   if permuted is not None else None),
+                       "checkpoint_sha256": file_sha256(checkpoint), "device": device,
+                       "runtime_s": time.perf_counter() - start, "provenance": provenance(device)},
+            )
+            write_store(ds, maps_out)
+    table.insert(0, "method", method_id)
+    table.insert(0, "model", model_name)
+    table.insert(0, "dataset", dataset)
     table.attrs = {}
     with atomic_path(out) as tmp:
         table.to_parquet(tmp, index=False)

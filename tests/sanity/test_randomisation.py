@@ -15,6 +15,7 @@ from salbench.params import ParamError
 from salbench.sanity.randomisation import (
     ORIGINAL,
     randomised_layers,
+    stage_groups,
     randomised_stages,
     stage_maps,
     stage_model,
@@ -159,3 +160,29 @@ def test_stage_similarities_shape_and_original_row():
     for measure, value in values.items():
         assert value.shape == (len(names), 3) and value.dtype == torch.float64
         np.testing.assert_allclose(value[0].numpy(), 1.0, atol=1e-12, err_msg=measure)
+
+
+@pytest.mark.parametrize("arch", ["small_cnn", "small_resnet"])
+def test_spec_blocks_cover_every_layer_once_and_stages_follow_them(arch):
+    model = build_model(arch, 4).eval()
+    blocks = model.spec.extra["randomisation_blocks"]
+    groups = stage_groups(model, blocks=blocks)
+    assert [name for name, _ in groups] == [name for name, _ in blocks]
+    assert sorted(layer for _, layers in groups for layer in layers) == sorted(randomised_layers(model))
+    assert stage_names(model, blocks=blocks)[1:] == [name for name, _ in blocks]
+    names = []
+    for k, (name, stage) in enumerate(randomised_stages(model, 3, blocks=blocks)):
+        names.append(name)
+        alone = stage_model(model, 3, k, blocks=blocks)
+        for key, value in stage.state_dict().items():
+            assert torch.equal(value, alone.state_dict()[key]), (name, key)
+    assert names == stage_names(model, blocks=blocks)
+
+
+def test_blocks_that_miss_or_repeat_a_layer_are_an_error():
+    model = build_model("small_cnn", 4).eval()
+    blocks = model.spec.extra["randomisation_blocks"]
+    with pytest.raises(ValueError, match="exactly once"):
+        stage_groups(model, blocks=blocks[:-1])
+    with pytest.raises(ValueError, match="exactly once"):
+        stage_groups(model, blocks=[*blocks, ["again", ["net.fc"]]])

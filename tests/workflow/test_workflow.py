@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -54,10 +55,18 @@ def test_full_run_writes_report_and_stores(finished_run):
     workdir, _ = finished_run
     html = (workdir / "reports" / "tiny" / "index.html").read_text()
     for method in ("gradient", "gradcam", "random", "sobel", "centre"):
-        assert (workdir / f"results/shapes/cnn/saliency/{method}.zarr").is_dir()
-        assert (workdir / f"results/shapes/cnn/scores/{method}.parquet").is_file()
+        for dataset in ("shapes", "shapes_pair"):
+            assert (workdir / f"results/{dataset}/cnn/saliency/{method}.zarr").is_dir()
+            assert (workdir / f"results/{dataset}/cnn/scores/{method}.parquet").is_file()
+            assert (workdir / f"results/{dataset}/cnn/sanity/{method}.parquet").is_file()
+        assert (workdir / f"results/shapes/cnn/sanity/{method}.zarr").is_dir()
         assert method in html
-    for rule in ("get_dataset", "prepare_dataset", "train_model", "saliency", "score", "report"):
+    assert 'id="sanity"' in html and "sanity_cascade.png" in html
+    verdicts = pd.read_csv(workdir / "reports" / "tiny" / "sanity_verdicts.csv")
+    assert {"model_sensitivity", "data_randomisation", "input_invariance", "input_sensitivity", "class_sensitivity",
+            "random_logit"} == set(verdicts["check"])
+    for rule in ("get_dataset", "prepare_dataset", "train_model", "train_permuted_model", "saliency", "score",
+                 "sanity_model_checks", "sanity_class_checks", "report"):
         assert any((workdir / "logs" / rule).rglob("*.log")), f"no log for rule {rule}"
 
 
@@ -77,7 +86,8 @@ def test_changing_one_method_params_reruns_only_its_jobs(finished_run):
     edited.write_text(yaml.safe_dump(changed))
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result) == {"saliency": 1, "score": 1, "report": 1, "all": 1}
+    assert planned_jobs(result) == {"saliency": 2, "score": 2, "sanity_model_checks": 1, "sanity_class_checks": 1,
+                                    "report": 1, "all": 1}
     assert "method=gradcam" in result.stdout
 
 

@@ -61,6 +61,39 @@ SALIENCY_JOBS = [
 SKIPPED = {(m, k): skip_reason(m, k) for m in MODELS for k in METHODS if skip_reason(m, k)}
 
 
+def objects_per_image(dataset):
+    return CATALOG["datasets"][config["datasets"][dataset]["source"]]["objects"]
+
+
+# Sanity checks: model checks on single-object data sets, class checks on two-object ones
+MODEL_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 1]
+CLASS_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 2]
+SANITY_JOBS = [job for job in SALIENCY_JOBS if job[0] in MODEL_CHECK_DATASETS + CLASS_CHECK_DATASETS]
+
+
+def sanity_table(dataset, model, method):
+    return f"results/{dataset}/{model}/sanity/{method}.parquet"
+
+
+def sanity_cascade(dataset, model, method):
+    return f"results/{dataset}/{model}/sanity/{method}.zarr"
+
+
+def sanity_json(wildcards=None):
+    return canonical_json(config["sanity"])
+
+
+def permuted_checkpoint(wildcards):
+    return f"results/{training_dataset(config, wildcards.dataset)}/models/{wildcards.model}.permuted.pt"
+
+
+def permuted_train_params(wildcards):
+    """The model's training settings, overridden by the data-randomisation ones, on permuted labels without
+    augmentation (Adebayo et al. 2018: the model memorises random labels)."""
+    settings = {**config["models"][wildcards.model]["train"], **config["sanity"]["data_randomisation"]}
+    return canonical_json({**settings, "permute_labels": True, "augment": False})
+
+
 def saliency_store(dataset, model, method):
     return f"results/{dataset}/{model}/saliency/{method}.zarr"
 
@@ -131,6 +164,10 @@ def method_code(wildcards):
     if base:  # wrappers (SmoothGrad, VarGrad) do not import their base method's module
         names.append(base)
     return source_hash(["saliency.py", *_modules("methods", names)])
+
+
+def sanity_code(wildcards):
+    return f"{method_code(wildcards)}+{source_hash(['sanity/run.py'])}"
 
 
 def metrics_code(wildcards=None):

@@ -27,3 +27,30 @@ rule train_model:
         "salbench train --source {params.source} --params {params.spec:q} --root {input} --arch {params.arch}"
         " --train {params.train:q} --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.checkpoint} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule train_permuted_model:
+    input:
+        "resources/datasets/{dataset}",
+    output:
+        checkpoint="results/{dataset}/models/{model}.permuted.pt",
+        metrics="results/{dataset}/models/{model}.permuted.train.json",
+    log:
+        "logs/train_permuted_model/{dataset}/{model}.log",
+    wildcard_constraints:
+        dataset=_alternatives(TRAIN_DATASETS),
+    threads: 2
+    params:
+        source=dataset_source,
+        spec=dataset_params,
+        arch=model_arch,
+        train=permuted_train_params,
+        seed=config["seed"],
+        device=config["device"],
+        code=model_code,
+    conda:
+        "../../environment.yml"
+    shell:
+        "salbench train --source {params.source} --params {params.spec:q} --root {input} --arch {params.arch}"
+        " --train {params.train:q} --seed {params.seed} --device {params.device} --threads {threads}"
+        " --out {output.checkpoint} --metrics {output.metrics} > {log} 2>&1"

@@ -3,6 +3,8 @@ rule report:
         scores=[score_table(*job) for job in SALIENCY_JOBS],
         maps=[saliency_store(*job) for job in SALIENCY_JOBS],
         data=expand("results/{dataset}/data.zarr", dataset=DATASETS),
+        sanity=[sanity_table(*job) for job in SANITY_JOBS],
+        cascades=[sanity_cascade(*job) for job in SANITY_JOBS if job[0] in MODEL_CHECK_DATASETS],
     output:
         html=f"reports/{STUDY}/index.html",
         summary=report(
@@ -37,4 +39,5 @@ rule report:
         "../../environment.yml"
     shell:
         "salbench report --config-json {params.config:q} --scores {input.scores} --maps {input.maps}"
-        " --data {params.data} --html {output.html} --summary {output.summary} > {log} 2>&1"
+        " --data {params.data} --html {output.html} --summary {output.summary} --sanity {input.sanity}"
+        " --cascades {input.cascades} > {log} 2>&1"

@@ -73,6 +73,9 @@ class DataSource(abc.ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: class names, index = target
     classes: ClassVar[tuple[str, ...]] = ()
+    #: class objects per image; with 2, each image is two consecutive items (one per present class),
+    #: and the class-sensitivity checks run on it
+    objects: ClassVar[int] = 1
 
     def __init__(self, **params: Any) -> None:
         self.params = resolve_params("dataset", self.name, self.defaults, params)

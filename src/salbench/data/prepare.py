@@ -40,6 +40,7 @@ def prepare_eval_store(dataset: str, source: DataSource, root: Path, out: Path) 
         "dataset": dataset,
         "source": source.name,
         "classes": list(source.classes),
+        "objects": source.objects,
         "params": source.params,
         "manifest_sha256": manifest_sha256(root),
         "manifest": json.loads((root / "manifest.json").read_text()),

@@ -39,8 +39,6 @@ class _ShapesBase(DataSource):
 
     citation: ClassVar[str] = "salbench synthetic shapes (this project)"
     classes: ClassVar[tuple[str, ...]] = KINDS
-    #: class objects per image
-    objects: ClassVar[int] = 1
     #: stream id keeping the variants' random streams apart for one seed
     stream: ClassVar[int] = 0
 

@@ -23,7 +23,13 @@ SPEC = ModelSpec(
     std=(0.25, 0.25, 0.25),
     target_layer="net.features.14",  # ReLU after the last conv: 8 x 8 at 64 px
     gap_fc=True,
-    extra={"excitation_layer": "net.features.11"},  # the last max pool (VGG16's pool4 analogue): 8 x 8
+    extra={
+        "excitation_layer": "net.features.11",  # the last max pool (VGG16's pool4 analogue): 8 x 8
+        # top-down blocks for the randomisation checks: the head, then each conv with its batch norm
+        "randomisation_blocks": [["fc", ["net.fc"]]] + [
+            [f"conv{4 - i}", [f"net.features.{j}", f"net.features.{j + 1}"]] for i, j in enumerate((12, 8, 4, 0))
+        ],
+    },
 )
 
 

@@ -18,7 +18,12 @@ SPEC = ModelSpec(
     std=(0.25, 0.25, 0.25),
     target_layer="net.layer4",
     gap_fc=True,
-    extra={"excitation_layer": "net.layer3"},  # TorchRay's ResNet50 excitation-backprop layer
+    extra={
+        "excitation_layer": "net.layer3",  # TorchRay's ResNet50 excitation-backprop layer
+        # top-down blocks for the randomisation checks: the head, the four stages, the stem
+        "randomisation_blocks": [["fc", ["net.fc"]], *([f"layer{k}", [f"net.layer{k}"]] for k in (4, 3, 2, 1)),
+                                 ["stem", ["net.conv1", "net.bn1"]]],
+    },
 )
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from ..store import atomic_path, open_store
-from . import figures, html, ranks, tables
+from . import figures, html, ranks, sanity, tables
 
 DEFAULT_EXAMPLES = 6
 DEFAULT_BOOTSTRAP = 1000
@@ -34,12 +34,14 @@ class ExampleItems:
 
 def build_report(*, study: str, config: dict[str, Any], score_files: list[Path], map_stores: list[Path],
                  data_stores: dict[str, Path], out_dir: Path, tables_dir: Path,
-                 metric_info: dict[str, dict[str, Any]]) -> Path:
+                 metric_info: dict[str, dict[str, Any]], sanity_files: list[Path] = (),
+                 cascade_stores: list[Path] = ()) -> Path:
     """Write the tables and the report folder; return its index.html.
 
     ``tables_dir`` gets ``scores.parquet``, ``summary.parquet`` + ``summary.csv`` (value and interval per
     dataset, model, method and metric), ``ranks.csv`` (rank with its paired-bootstrap distribution) and
-    ``rank_agreement.csv`` (Kendall tau between metrics); the report folder links copies of the CSVs.
+    ``rank_agreement.csv`` (Kendall tau between metrics) and, with sanity tables, ``sanity_verdicts.csv``;
+    the report folder links copies of the CSVs.
     """
     out_dir, tables_dir = Path(out_dir), Path(tables_dir)
     options = config.get("report") or {}
@@ -59,6 +61,10 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
     rank_table = ranks.method_ranks(scores, metric_info, n_boot=n_boot, seed=seed)
     agreement = ranks.rank_agreement(summary, metrics)
     csv_tables = {"summary.csv": summary, "ranks.csv": rank_table, "rank_agreement.csv": agreement}
+    sanity_table = sanity.load_tables(list(sanity_files))
+    verdicts = sanity.verdict_table(sanity_table, config, n_boot, seed)
+    if not verdicts.empty:
+        csv_tables["sanity_verdicts.csv"] = verdicts
     _write_table(scores, tables_dir / "scores.parquet")
     _write_table(summary, tables_dir / "summary.parquet")
     for name, frame in csv_tables.items():
@@ -77,6 +83,7 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
             examples[(dataset, model)] = name
         for name, frame in csv_tables.items():
             frame.to_csv(tmp / name, index=False)
+        section = _sanity_section(sanity_table, verdicts, list(cascade_stores), config, methods, controls, tmp)
         config_yaml = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
         page = html.Page(
             study=study, provenance=_provenance(runs, items, n_boot, seed), runtimes=tables.runtime_by_method(runs),
@@ -87,10 +94,30 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
             ranks_csv="ranks.csv", agreement_csv="rank_agreement.csv",
             ranks_png="figures/ranks.png", ranks_svg="figures/ranks.svg",
             agreement_png="figures/rank_agreement.png", agreement_svg="figures/rank_agreement.svg",
-            examples=examples, n_examples=n_examples,
+            examples=examples, n_examples=n_examples, sanity=section,
         )
         (tmp / "index.html").write_text(html.render(page), encoding="utf-8")
     return out_dir / "index.html"
+
+
+def _sanity_section(table: pd.DataFrame, verdicts: pd.DataFrame, cascades: list[Path], config: dict[str, Any],
+                    methods: list[str], controls: set[str], folder: Path) -> sanity.SanitySection | None:
+    """Draw the sanity figures into ``folder``; None when no sanity checks ran."""
+    if verdicts.empty:
+        return None
+    measure = (config.get("sanity") or {}).get("measure", "spearman_abs")
+    curves = sanity.cascade_curves(table, measure, methods, controls, folder / "figures" / "sanity_cascade.png")
+    by_pair: dict[tuple[str, str], list[Path]] = {}
+    for store in cascades:  # results/{dataset}/{model}/sanity/{method}.zarr
+        by_pair.setdefault((store.parents[2].name, store.parents[1].name), []).append(store)
+    grids = {}
+    for (dataset, model), stores in sorted(by_pair.items()):
+        name = f"figures/sanity_stages_{dataset}_{model}.png"
+        if sanity.cascade_grid(stores, methods, controls, folder / name):
+            grids[(dataset, model)] = name
+    return sanity.SanitySection(verdicts=verdicts, curves_png="figures/sanity_cascade.png" if curves else None,
+                                grids=grids, verdicts_csv="sanity_verdicts.csv",
+                                permuted_accuracy=sanity.permuted_accuracy(cascades))
 
 
 def _example_items(path: Path, k: int) -> ExampleItems:

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .ranks import fmt_rank
+from .sanity import render as sanity_html
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
@@ -28,7 +29,8 @@ img{max-width:100%;height:auto;border:1px solid #eee}nav ul{columns:2}code{font-
 WEAK_MARK = "\u25bd"
 #: (anchor, title) of the page's sections, in page order, for the navigation
 SECTIONS = (("overview", "Overview"), ("leaderboard", "Leaderboard"), ("ranks", "Ranks"),
-            ("agreement", "Rank agreement"), ("figure", "Metrics figure"), ("examples", "Example maps"))
+            ("agreement", "Rank agreement"), ("sanity", "Sanity checks"), ("figure", "Metrics figure"),
+            ("examples", "Example maps"))
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Page:
     agreement_svg: str
     examples: dict[tuple[str, str], str]
     n_examples: int
+    sanity: Any = None  # a report.sanity.SanitySection, or None when no checks ran
 
 
 def render(page: Page) -> str:
@@ -70,6 +73,7 @@ def render(page: Page) -> str:
         _leaderboard(page, pairs),
         _ranks(page),
         _agreement(page),
+        sanity_html(page.sanity, page.methods, page.controls, fmt),
         _figure(page),
         _examples(page, pairs),
     ])

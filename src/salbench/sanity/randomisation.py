@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -52,9 +52,37 @@ def randomised_layers(model: nn.Module, batchnorm: str = "reset") -> list[str]:
     return layers
 
 
-def stage_names(model: nn.Module, batchnorm: str = "reset") -> list[str]:
-    """``["original", <layer>, ...]``: stage ``k > 0`` is named after the k-th randomised layer."""
-    return [ORIGINAL, *randomised_layers(model, batchnorm)]
+#: a randomisation block: (stage name, module-name prefixes of the layers it re-initialises)
+Block = tuple[str, Sequence[str]]
+
+
+def stage_groups(model: nn.Module, batchnorm: str = "reset",
+                 blocks: Sequence[Block] | None = None) -> list[tuple[str, list[str]]]:
+    """``(stage name, layers re-initialised at that stage)``, top-down.
+
+    Without ``blocks`` every parameterised layer is its own stage. With ``blocks`` (a model spec's
+    ``randomisation_blocks``, top-down, like Adebayo et al.'s Inception blocks) a stage re-initialises
+    every layer under the block's prefixes; each randomised layer must fall in exactly one block.
+    """
+    layers = randomised_layers(model, batchnorm)
+    if blocks is None:
+        return [(name, [name]) for name in layers]
+
+    def inside(layer: str, prefixes: Sequence[str]) -> bool:
+        return any(layer == p or layer.startswith(p + ".") for p in prefixes)
+
+    groups = [(name, [layer for layer in layers if inside(layer, prefixes)]) for name, prefixes in blocks]
+    owners = {layer: [name for name, group in groups if layer in group] for layer in layers}
+    wrong = {layer: names for layer, names in owners.items() if len(names) != 1}
+    if wrong or not all(group for _, group in groups):
+        raise ValueError(f"randomisation blocks must cover each randomised layer exactly once and none may be "
+                         f"empty; layer -> blocks: {wrong}, blocks: {[name for name, _ in groups]}")
+    return groups
+
+
+def stage_names(model: nn.Module, batchnorm: str = "reset", blocks: Sequence[Block] | None = None) -> list[str]:
+    """``["original", <stage>, ...]``: stage ``k > 0`` is named after the k-th randomised layer or block."""
+    return [ORIGINAL, *(name for name, _ in stage_groups(model, batchnorm, blocks))]
 
 
 def layer_seed(seed: int, layer: str) -> int:
@@ -79,11 +107,12 @@ def reinitialise_(layer: nn.Module, seed: int) -> None:
 
 
 def randomised_stages(
-    model: nn.Module, seed: int, mode: str = "cascading", batchnorm: str = "reset"
+    model: nn.Module, seed: int, mode: str = "cascading", batchnorm: str = "reset",
+    blocks: Sequence[Block] | None = None,
 ) -> Iterator[tuple[str, nn.Module]]:
-    """Yield ``(stage_name, model)``: first ``("original", ...)``, then one stage per randomised layer.
+    """Yield ``(stage_name, model)``: first ``("original", ...)``, then one stage per randomised layer or block.
 
-    ``cascading``: stage k has the top k layers re-initialised; ``independent``: only the k-th layer.
+    ``cascading``: stage k has the top k layers (blocks) re-initialised; ``independent``: only the k-th.
     The yielded model is one deep copy of ``model`` (same train/eval mode and device), updated in place
     from stage to stage, so a cascade costs one copy and one re-initialisation per layer: use it before
     advancing, and :func:`copy.deepcopy` it (or call :func:`stage_model`) to keep a stage.
@@ -92,26 +121,29 @@ def randomised_stages(
     _check(mode, batchnorm)
     work = copy.deepcopy(model)
     yield ORIGINAL, work
-    for name in randomised_layers(model, batchnorm):
-        layer = work.get_submodule(name)
-        reinitialise_(layer, layer_seed(seed, name))
+    for name, layers in stage_groups(model, batchnorm, blocks):
+        for layer in layers:
+            reinitialise_(work.get_submodule(layer), layer_seed(seed, layer))
         yield name, work
         if mode == "independent":
-            layer.load_state_dict(model.get_submodule(name).state_dict())
+            for layer in layers:
+                work.get_submodule(layer).load_state_dict(model.get_submodule(layer).state_dict())
 
 
 def stage_model(
-    model: nn.Module, seed: int, stage: int, mode: str = "cascading", batchnorm: str = "reset"
+    model: nn.Module, seed: int, stage: int, mode: str = "cascading", batchnorm: str = "reset",
+    blocks: Sequence[Block] | None = None,
 ) -> nn.Module:
     """The model of stage ``stage`` alone (0 = original), a deep copy built without visiting other stages."""
     _check(mode, batchnorm)
-    layers = randomised_layers(model, batchnorm)
-    if not 0 <= stage <= len(layers):
-        raise IndexError(f"stage {stage} out of range: this model has stages 0..{len(layers)}")
-    chosen = layers[:stage] if mode == "cascading" else layers[stage - 1:stage] if stage else []
+    groups = stage_groups(model, batchnorm, blocks)
+    if not 0 <= stage <= len(groups):
+        raise IndexError(f"stage {stage} out of range: this model has stages 0..{len(groups)}")
+    chosen = groups[:stage] if mode == "cascading" else groups[stage - 1:stage] if stage else []
     randomised = copy.deepcopy(model)
-    for name in chosen:
-        reinitialise_(randomised.get_submodule(name), layer_seed(seed, name))
+    for _, layers in chosen:
+        for layer in layers:
+            reinitialise_(randomised.get_submodule(layer), layer_seed(seed, layer))
     return randomised
 
 
@@ -125,13 +157,14 @@ def stage_maps(
     batchnorm: str = "reset",
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    blocks: Sequence[Block] | None = None,
 ) -> tuple[list[str], torch.Tensor]:
     """Stage names and maps ``[S,N,H,W]`` (float32, CPU) of ``method`` for every stage of the randomisation.
 
     Each stage's maps are computed once; all similarity measures and checks read them from here.
     """
     names, maps = [], []
-    for name, stage in randomised_stages(model, seed, mode, batchnorm):
+    for name, stage in randomised_stages(model, seed, mode, batchnorm, blocks):
         names.append(name)
         maps.append(compute_maps(method, stage, images, targets, batch_size, progress=False, device=device))
     return names, torch.stack(maps)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 
 from ..params import ParamError, resolve_params
 
@@ -45,6 +46,17 @@ RULES: dict[str, Rule] = {
     "input_sensitivity": Rule("within-image minus cross-image map similarity", "above", 0.1),
     "class_sensitivity": Rule("similarity of the maps for an image's two classes", "below", 0.5),
     "random_logit": Rule("similarity of the maps for the target and a random other class", "below", 0.5),
+}
+
+#: check -> the statistic of a sanity table (:mod:`.run`) its verdict reads ("measure" = the configured
+#: similarity measure; model sensitivity reads it at the last cascading stage, the fully randomised model)
+VERDICT_STATISTIC: dict[str, str] = {
+    "model_sensitivity": "measure",
+    "data_randomisation": "measure",
+    "input_invariance": "relative_l1",
+    "input_sensitivity": "gap",
+    "class_sensitivity": "similarity",
+    "random_logit": "measure",
 }
 
 #: control method -> the check it must fail
@@ -152,3 +164,17 @@ def verdicts(
         trusted, why = trust[result.check]
         judged.append(replace(result, trustworthy=trusted, note="; ".join(filter(None, [result.note, why]))))
     return judged
+
+
+def verdict_values(table: pd.DataFrame, measure: str) -> dict[str, np.ndarray]:
+    """Per check, the per-item values its verdict reads (:data:`VERDICT_STATISTIC`) from one method's sanity table."""
+    out = {}
+    for check, statistic in VERDICT_STATISTIC.items():
+        wanted = measure if statistic == "measure" else statistic
+        part = table[(table["check"] == check) & (table["statistic"] == wanted)]
+        if part.empty:
+            continue
+        if check == "model_sensitivity":
+            part = part[part["stage_index"] == part["stage_index"].max()]
+        out[check] = part["value"].to_numpy(dtype=np.float64)
+    return out
