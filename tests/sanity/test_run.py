@@ -1,0 +1,72 @@
+"""The sanity job's checks on one method: table layout, shared original maps, verdict statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from salbench.methods import create_method
+from salbench.models import build_model
+from salbench.sanity.run import COLUMNS, SanitySettings, class_checks, model_checks
+from salbench.sanity.verdicts import VERDICT_STATISTIC, verdict_values
+
+SETTINGS = SanitySettings(items=4, modes=("cascading", "independent"), measures=("spearman_abs", "ssim"))
+
+
+def _inputs(n: int = 4, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(2))
+    return x, torch.arange(n) % 3, [f"item-{i}" for i in range(n)]
+
+
+def test_model_checks_cover_every_check_and_stage_with_the_original_first():
+    model = build_model("small_cnn", 3).eval()
+    permuted = build_model("small_cnn", 3).eval()
+    x, targets, items = _inputs()
+    blocks = model.spec.extra["randomisation_blocks"]
+    result = model_checks(create_method("gradient"), model, permuted, x, targets, items, SETTINGS, 0, blocks, 2, "cpu")
+    table = result.table
+    assert list(table.columns) == COLUMNS
+    assert set(table["check"]) == {"model_sensitivity", "model_sensitivity_independent", "data_randomisation",
+                                   "input_invariance", "input_sensitivity"}
+    cascade = table[(table["check"] == "model_sensitivity") & (table["statistic"] == "spearman_abs")]
+    assert list(cascade.drop_duplicates("stage")["stage"]) == ["original", *(name for name, _ in blocks)]
+    np.testing.assert_allclose(cascade[cascade["stage_index"] == 0]["value"], 1.0, atol=1e-6)
+    assert result.stages[0] == "original" and result.cascade.shape == (len(blocks) + 1, 4, 32, 32)
+    # the gradient is input-invariant under the compensated mean shift (Kindermans et al.)
+    invariance = table[(table["check"] == "input_invariance") & (table["statistic"] == "relative_l1")]
+    assert (invariance["value"] < 1e-4).all()
+    values = verdict_values(table, "spearman_abs")
+    assert set(values) == {"model_sensitivity", "data_randomisation", "input_invariance", "input_sensitivity"}
+    last = cascade["stage_index"].max()
+    np.testing.assert_array_equal(values["model_sensitivity"], cascade[cascade["stage_index"] == last]["value"])
+
+
+def test_a_model_independent_map_fails_every_model_check_it_should():
+    model = build_model("small_cnn", 3).eval()
+    x, targets, items = _inputs()
+    result = model_checks(create_method("sobel"), model, model, x, targets, items, SETTINGS, 0, None, 4, "cpu")
+    values = verdict_values(result.table, "spearman_abs")
+    np.testing.assert_allclose(values["model_sensitivity"], 1.0, atol=1e-6)  # the same map at every stage
+    np.testing.assert_allclose(values["data_randomisation"], 1.0, atol=1e-6)
+
+
+def test_class_checks_read_the_pairs_maps_and_run_the_random_logit_test():
+    model = build_model("small_cnn", 3).eval()
+    x, targets, items = _inputs()
+    image_ids = ["a", "a", "b", "b"]
+    masks = torch.zeros(4, 32, 32, dtype=torch.bool)
+    masks[0, :8, :8] = masks[1, -8:, -8:] = masks[2, :8, -8:] = masks[3, -8:, :8] = True
+    maps = masks.float()  # oracle maps: each item's own object
+    table = class_checks(create_method("gradient"), model, x, targets, maps, masks, items, image_ids, 3,
+                         SETTINGS, 0, 4, "cpu")
+    assert set(table["check"]) == {"class_sensitivity", "random_logit"}
+    own = table[(table["check"] == "class_sensitivity") & (table["statistic"] == "own_hit")]["value"]
+    other = table[(table["check"] == "class_sensitivity") & (table["statistic"] == "other_hit")]["value"]
+    assert (own == 1).all() and (other == 0).all()
+    assert set(verdict_values(table, "spearman_abs")) == {"class_sensitivity", "random_logit"}
+    assert set(VERDICT_STATISTIC) >= {"class_sensitivity", "random_logit"}
+
+
+def test_settings_from_config_ignore_workflow_only_keys():
+    settings = SanitySettings.from_config({"items": 8, "measure": "ssim", "data_randomisation": {"epochs": 3}})
+    assert settings.items == 8 and "ssim" in settings.similarity().measures
