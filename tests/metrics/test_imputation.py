@@ -1,12 +1,23 @@
-"""ROAD's noisy linear imputation: against Quantus' sparse direct solve, exact cases, noise, errors."""
+"""ROAD's noisy linear imputation: against Quantus' sparse direct solve, exact cases, the multigrid preconditioner,
+noise, errors."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from salbench.metrics.imputation import linear_imputation, neighbour_sum, noisy_linear_imputation
+from salbench.metrics.imputation import (
+    hierarchy,
+    interpolation_matrix,
+    linear_imputation,
+    neighbour_sum,
+    noisy_linear_imputation,
+    v_cycle,
+)
 
 
 def removed_from(indices: np.ndarray, size: int) -> torch.Tensor:
@@ -50,6 +61,55 @@ def test_block_hole_matches_quantus_in_float32_at_the_default_tolerance():
     expected = perturb.noisy_linear_imputation(image.copy(), indices, noise=0.0)
     ours = linear_imputation(torch.from_numpy(image).float()[None], removed_from(indices, size)[None])
     np.testing.assert_allclose(ours[0].numpy(), expected, rtol=0, atol=2e-3)  # far below ROAD's noise (0.01)
+
+
+def test_odd_non_square_image_with_a_large_hole_matches_quantus_within_a_few_iterations():
+    perturb = pytest.importorskip("quantus.functions.perturb_func")
+    rng = np.random.default_rng(2)
+    h, w = 45, 38  # odd and even sizes: the coarse grids' last cells cover one fine row or column
+    image = rng.random((3, h, w))
+    ys, xs = np.mgrid[:h, :w]
+    hole = ((ys - 20) ** 2 / 400 + (xs - 18) ** 2 / 250 < 1) | (rng.random((h, w)) < 0.3)  # 70 % removed
+    expected = perturb.noisy_linear_imputation(image.copy(), np.flatnonzero(hole), noise=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Jacobi-preconditioned CG needs far more than 15 iterations here
+        ours = linear_imputation(torch.from_numpy(image)[None], torch.from_numpy(hole)[None], tol=1e-10, max_iter=15)
+    np.testing.assert_allclose(ours[0].numpy(), expected, rtol=0, atol=1e-8)
+
+
+def test_interpolation_is_bilinear_upsampling_and_restriction_its_transpose():
+    coarse = torch.rand(2, 4, 3, dtype=torch.float64)
+    for h, w in ((8, 6), (7, 5)):
+        rows, cols = interpolation_matrix(h, coarse), interpolation_matrix(w, coarse)
+        assert rows.shape == (h, 4) and cols.shape == (w, 3)
+        torch.testing.assert_close(rows.sum(dim=1), torch.ones(h, dtype=torch.float64))  # constants stay constant
+        upsampled = F.interpolate(coarse[:, None], scale_factor=2.0, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(rows @ coarse @ cols.T, upsampled[:, 0, :h, :w])
+
+
+def test_v_cycle_is_a_symmetric_positive_definite_preconditioner_that_removes_the_grid_dependence():
+    torch.manual_seed(0)
+    size = 16
+    mask = torch.zeros(size, size, dtype=torch.float64)
+    mask[2:14, 1:12] = 1  # a large hole and scattered pixels
+    mask[torch.rand(size, size) < 0.2] = 1
+    unknowns = mask.flatten().nonzero()[:, 0]
+    basis = torch.zeros(len(unknowns), size * size, dtype=torch.float64)
+    basis[torch.arange(len(unknowns)), unknowns] = 1
+    basis = basis.view(-1, size, size)
+    levels = hierarchy(mask.expand(len(unknowns), size, size))
+    assert [level.mask.shape[-1] for level in levels] == [16, 8, 4]
+    preconditioner = v_cycle(levels, basis).reshape(len(unknowns), -1)[:, unknowns]
+    degree = neighbour_sum(torch.ones(size, size, dtype=torch.float64))
+    system = ((degree * basis - neighbour_sum(basis)) * mask).reshape(len(unknowns), -1)[:, unknowns]
+    torch.testing.assert_close(preconditioner, preconditioner.T, rtol=0, atol=1e-14)
+    assert torch.linalg.eigvalsh(preconditioner).min() > 0
+    # the preconditioned spectrum is tight; Jacobi's (the diagonal alone) spreads as the hole grows
+    def condition(inverse: torch.Tensor) -> float:
+        eigenvalues = torch.linalg.eigvals(inverse @ system).real
+        return (eigenvalues.max() / eigenvalues.min()).item()
+
+    assert condition(preconditioner) < 3 < 20 < condition(torch.diag(1 / system.diagonal()))
 
 
 def test_kept_pixels_stay_and_interior_linear_ramps_are_reproduced():

@@ -8,9 +8,15 @@ sparse linear system, over the removed pixels ``r`` with the kept pixels ``k`` f
     d_r u_r - sum_{s removed} w_rs u_s = sum_{k kept} w_rk x_k        (d_r = sum of r's in-image weights),
 
 symmetric positive definite whenever at least one pixel is kept. Every (image, channel) system of a batch
-is solved at once by conjugate gradients preconditioned by ``d`` (Jacobi), matrix-free on the full
-``[B,C,H,W]`` grid, started from the same imputation on a 2x coarser grid (recursively); systems leave
-the batch as they converge. Gaussian noise of std ``noise`` is then added to the imputed pixels, as the
+is solved at once by conjugate gradients, matrix-free on the full ``[B,C,H,W]`` grid; systems leave the
+batch as they converge. The preconditioner is one multigrid V-cycle (Brandt 1977; as a CG preconditioner,
+Tatebe 1993): a Jacobi sweep, the residual moved to a 2x coarser grid (where a pixel is removed when all of
+its fine pixels are) by the transpose of cell-centred bilinear interpolation, the same system solved there
+recursively (a few Jacobi sweeps on the coarsest grid), its solution interpolated back, a second Jacobi
+sweep. Coarse grids carry the smooth error that Jacobi alone would remove only over hundreds of
+iterations, so a system converges in a handful of iterations whatever the size of its holes. The cycle is
+symmetric (the post-sweep mirrors the pre-sweep, restriction is the transpose of interpolation), as
+conjugate gradients require. Gaussian noise of std ``noise`` is then added to the imputed pixels, as the
 authors' ``NoisyLinearImputer`` does. (The authors and Quantus build the system with scipy and solve it
 with a sparse direct solver, one image at a time on the CPU.)
 """
@@ -18,9 +24,13 @@ with a sparse direct solver, one image at a time on the CPU.)
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+#: Jacobi sweeps that stand in for an exact solve on the coarsest grid (at most 7 x 7 pixels)
+COARSEST_SWEEPS = 8
 
 
 def neighbour_sum(x: torch.Tensor) -> torch.Tensor:
@@ -29,10 +39,13 @@ def neighbour_sum(x: torch.Tensor) -> torch.Tensor:
     The 3x3 weights (1/12 diagonal, 1/6 direct, 0 centre) are ``([1,2,1] outer [1,2,1] - 4 delta) / 12``,
     so the sum is one separable [1,2,1] filter minus four times the centre.
     """
-    rows = F.pad(x, (1, 1, 0, 0))
-    rows = rows[..., :-2] + 2 * x + rows[..., 2:]
-    cols = F.pad(rows, (0, 0, 1, 1))
-    return (cols[..., :-2, :] + 2 * rows + cols[..., 2:, :] - 4 * x) / 12
+    rows = 2 * x
+    rows[..., 1:] += x[..., :-1]
+    rows[..., :-1] += x[..., 1:]
+    out = 2 * rows
+    out[..., 1:, :] += rows[..., :-1, :]
+    out[..., :-1, :] += rows[..., 1:, :]
+    return out.sub_(x, alpha=4).div_(12)
 
 
 def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -45,72 +58,105 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=(-2, -1), keepdim=True)
 
 
+def interpolation_matrix(fine: int, like: torch.Tensor) -> torch.Tensor:
+    """``[fine, ceil(fine/2)]``: cell-centred linear 2x interpolation along one axis (edge values held).
+
+    Coarse cell ``j`` covers fine cells ``2j`` and ``2j+1`` (the last one alone when ``fine`` is odd).
+    """
+    coarse = (fine + 1) // 2
+    eye = torch.eye(coarse, dtype=like.dtype, device=like.device)[None]
+    return F.interpolate(eye, scale_factor=2.0, mode="linear", align_corners=False)[0, :, :fine].T
+
+
+@dataclass
+class Level:
+    """One grid of the hierarchy: which pixels are unknowns, ``mask / degree``, interpolation from the next."""
+
+    mask: torch.Tensor  # [S,h,w] 1 on the removed pixels
+    scaled_inverse: torch.Tensor  # [S,h,w] mask / degree: one Jacobi sweep from zero is residual * this
+    rows: torch.Tensor | None = None  # [h, ceil(h/2)] interpolation from the next coarser level (None: coarsest)
+    cols: torch.Tensor | None = None  # [w, ceil(w/2)]
+
+    def subset(self, keep: torch.Tensor) -> "Level":
+        return Level(self.mask[keep], self.scaled_inverse[keep], self.rows, self.cols)
+
+
+def hierarchy(mask: torch.Tensor) -> list[Level]:
+    """Levels from ``mask`` ``[S,H,W]`` down to a grid under 8 pixels wide, each 2x coarser than the last.
+
+    A coarse pixel is removed when all of its fine pixels are, so coarse unknowns lie inside the fine holes.
+    """
+    levels = []
+    while True:
+        (h, w), device = mask.shape[-2:], mask.device
+        scaled_inverse = mask / neighbour_sum(torch.ones((h, w), dtype=mask.dtype, device=device))
+        if min(h, w) < 8:
+            return [*levels, Level(mask, scaled_inverse)]
+        levels.append(Level(mask, scaled_inverse, interpolation_matrix(h, mask), interpolation_matrix(w, mask)))
+        mask = 1 - F.max_pool2d((1 - mask)[:, None], 2, ceil_mode=True)[:, 0]
+
+
+def v_cycle(levels: list[Level], residual: torch.Tensor) -> torch.Tensor:
+    """One symmetric multigrid V-cycle for ``A e = residual`` on ``levels`` (finest first): the preconditioner."""
+    level = levels[0]
+    e = residual * level.scaled_inverse  # Jacobi sweep from zero
+    if level.rows is None:
+        for _ in range(COARSEST_SWEEPS - 1):
+            e = (residual + neighbour_sum(e)) * level.scaled_inverse
+        return e
+    # after that sweep the residual is neighbour_sum(e) on the unknowns (the diagonal part cancels)
+    coarse = level.rows.T @ (neighbour_sum(e) * level.mask) @ level.cols * levels[1].mask
+    e = e + level.rows @ v_cycle(levels[1:], coarse) @ level.cols.T * level.mask
+    return (residual + neighbour_sum(e)) * level.scaled_inverse  # the mirrored Jacobi sweep
+
+
 def linear_imputation(
-    images: torch.Tensor, removed: torch.Tensor, tol: float = 1e-5, max_iter: int = 2000, check_every: int = 4
+    images: torch.Tensor, removed: torch.Tensor, tol: float = 1e-5, max_iter: int = 200
 ) -> torch.Tensor:
     """``images`` ``[B,C,H,W]`` with the ``removed`` ``[B,H,W]`` pixels replaced by ROAD's linear imputation.
 
-    A system stops when the RMS residual over its removed pixels is at most ``tol`` (pixel units; checked
-    every ``check_every`` iterations); after ``max_iter`` iterations a warning gives the worst residual.
-    Each image must keep at least one pixel.
+    A system stops when the RMS residual over its removed pixels is at most ``tol`` (pixel units); after
+    ``max_iter`` iterations a warning gives the worst residual. Each image must keep at least one pixel.
     """
     b, c, h, w = images.shape
     mask = removed[:, None].to(images.dtype).expand(b, c, h, w).reshape(b * c, h, w)
     if bool((mask.sum(dim=(1, 2)) == h * w).any()):
         raise ValueError("linear imputation needs at least one kept pixel per image")
-    return _solve(images.reshape(b * c, h, w), mask, tol, max_iter, check_every).reshape(b, c, h, w)
+    return _solve(images.reshape(b * c, h, w), mask, tol, max_iter).reshape(b, c, h, w)
 
 
-def _coarse_start(
-    values: torch.Tensor, mask: torch.Tensor, tol: float, max_iter: int, check_every: int
-) -> torch.Tensor:
-    """Start for the removed pixels: the imputation of the 2x coarser grid, bilinearly upsampled.
-
-    A coarse pixel keeps the mean of its kept fine pixels and is removed when all four are; this removes
-    most of the smooth error, the part conjugate gradients reduce slowest (a cascadic multigrid start).
-    """
-    keep = (1 - mask)[:, None]
-    kept = F.avg_pool2d(keep, 2, ceil_mode=True)
-    coarse = F.avg_pool2d(values[:, None] * keep, 2, ceil_mode=True) / kept.clamp(min=1e-12)
-    solved = _solve(coarse[:, 0], (kept[:, 0] == 0).to(values.dtype), tol, max_iter, check_every)
-    return F.interpolate(solved[:, None], size=values.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-
-
-def _solve(values: torch.Tensor, mask: torch.Tensor, tol: float, max_iter: int, check_every: int) -> torch.Tensor:
-    """Preconditioned CG on ``[S,H,W]`` systems (``mask`` 1 on the removed pixels); returns the imputed grids."""
-    h, w = values.shape[-2:]
-    degree = neighbour_sum(torch.ones((h, w), dtype=values.dtype, device=values.device))  # in-image weight
+def _solve(values: torch.Tensor, mask: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
+    """Multigrid-preconditioned CG on ``[S,H,W]`` systems (``mask`` 1 on the removed pixels); the imputed grids."""
+    levels = hierarchy(mask)
+    degree = neighbour_sum(torch.ones(mask.shape[-2:], dtype=values.dtype, device=values.device))
     known = values * (1 - mask)
-    rhs = neighbour_sum(known) * mask
-    if min(h, w) >= 8:
-        solution = _coarse_start(values, mask, tol, max_iter, check_every) * mask
-    else:
-        solution = rhs / degree  # weighted mean of the kept neighbours (0 where there are none)
+    solution = torch.zeros_like(values)
     limit = tol**2 * mask.sum(dim=(1, 2), keepdim=True)
     active = torch.arange(len(values), device=values.device)
-    u, m = solution, mask
-    r = rhs - (degree * u - neighbour_sum(u)) * m
-    z = r / degree
-    p, rz = z, _dot(r, z)
-    for iteration in range(1, max_iter + 1):
-        if iteration % check_every == 1 or check_every == 1:
-            done = (_dot(r, r) <= limit).flatten()
+    u, r = torch.zeros_like(values), neighbour_sum(known) * mask  # start from 0: the residual is the rhs
+    p = v_cycle(levels, r)
+    rz = _dot(r, p)
+    for iteration in range(max_iter + 1):
+        rr = _dot(r, r)
+        done = (rr <= limit).flatten()
+        if iteration == max_iter and not bool(done.all()):
+            rms = (rr / limit).sqrt().max().item() * tol
+            stopped = f"linear imputation stopped after {max_iter} iterations"
+            warnings.warn(f"{stopped} at RMS residual {rms:.2e} > {tol:.2e}")
+            done[:] = True
+        if bool(done.any()):
             solution = solution.index_copy(0, active[done], u[done])
             if bool(done.all()):
                 break
-            if bool(done.any()):
-                keep = ~done
-                active, u, r, p, rz, m, limit = (t[keep] for t in (active, u, r, p, rz, m, limit))
-        ap = (degree * p - neighbour_sum(p)) * m  # p is zero off the removed pixels
+            keep = ~done
+            active, u, r, p, rz, limit = (t[keep] for t in (active, u, r, p, rz, limit))
+            levels = [level.subset(keep) for level in levels]
+        ap = degree * p - neighbour_sum(p) * levels[0].mask  # p is zero off the removed pixels
         alpha = _safe_ratio(rz, _dot(p, ap))
         u, r = u + alpha * p, r - alpha * ap
-        z = r / degree
+        z = v_cycle(levels, r)
         rz_next = _dot(r, z)
         p, rz = z + _safe_ratio(rz_next, rz) * p, rz_next
-    else:
-        rms = (_dot(r, r) / limit * tol**2).sqrt().max().item()
-        warnings.warn(f"linear imputation stopped after {max_iter} iterations at RMS residual {rms:.2e} > {tol:.2e}")
-        solution = solution.index_copy(0, active, u)
     return known + solution * mask
 
 
@@ -120,7 +166,7 @@ def noisy_linear_imputation(
     noise: float,
     generator: torch.Generator | None = None,
     tol: float = 1e-5,
-    max_iter: int = 2000,
+    max_iter: int = 200,
 ) -> torch.Tensor:
     """:func:`linear_imputation` plus ``noise`` x N(0, 1) on each removed pixel and channel (ROAD's imputer)."""
     imputed = linear_imputation(images, removed, tol=tol, max_iter=max_iter)
