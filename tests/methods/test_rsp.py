@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from salbench.methods import create_method
-from salbench.methods.relprop import comparative_shares, rap_weighted, rsp_conv, uniform_shift
+from salbench.methods.relprop import UnsupportedModuleError, comparative_shares, rap_weighted, rsp_conv, uniform_shift
 from salbench.methods.rsp import RAP, RSP, purge, relative_gradcam
 from salbench.models import build_model
 from salbench.models.base import ModelSpec, NormalizedClassifier
@@ -256,13 +256,13 @@ def test_rsp_target_class_changes_the_map():
 
 def test_rsp_cannot_start_inside_a_residual_block():
     model = _default("small_resnet")
-    with pytest.raises(NotImplementedError, match="inside a residual block"):
+    with pytest.raises(UnsupportedModuleError, match="inside a residual block"):
         RSP(layer="net.layer4.0.conv2").attribute(model, _pixels(1), torch.tensor([0]))
 
 
 def test_rap_needs_a_linear_output_layer():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    with pytest.raises(NotImplementedError, match="last conv/linear"):
+    with pytest.raises(UnsupportedModuleError, match="last conv/linear"):
         RAP().attribute(net, _pixels(1, 8), torch.tensor([0]))
 
 

@@ -38,6 +38,10 @@ from timm.models import resnet as timm_resnet
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+
+class UnsupportedModuleError(TypeError):
+    """The network holds a module (or layout) the relevance rules do not cover; the message names it."""
+
 #: stabiliser of the authors' code (safe division, pooled inputs)
 EPS = 1e-9
 
@@ -78,7 +82,7 @@ def _check_supported(layer: nn.Module) -> None:
     if isinstance(layer, nn.Conv2d) and (
         layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str)
     ):
-        raise NotImplementedError(
+        raise UnsupportedModuleError(
             f"relevance rules support ungrouped, zero-padded convolutions with explicit padding, not {layer}"
         )
 
@@ -164,7 +168,7 @@ def rsp_conv(conv: nn.Conv2d, x: torch.Tensor, relevance: torch.Tensor) -> torch
     """RSP's convolution rule: ``C+ - C-`` for 1x1 kernels; ``2 (C+ - C-)`` uniformly shifted to conserve the
     relevance for larger kernels (:func:`comparative_shares`, :func:`uniform_shift`)."""
     if not isinstance(conv, nn.Conv2d):
-        raise NotImplementedError(f"RSP propagates the convolutional feature extractor only, not {conv}")
+        raise UnsupportedModuleError(f"RSP propagates the convolutional feature extractor only, not {conv}")
     target, hostile = comparative_shares(conv, x, relevance)
     if all(k == 1 for k in conv.kernel_size):
         return target - hostile
@@ -208,7 +212,7 @@ def absolute_influence(linear: nn.Module, x: torch.Tensor, selection: torch.Tens
     unchanged.
     """
     if not isinstance(linear, nn.Linear):
-        raise NotImplementedError(f"RAP needs a network that ends in a linear layer, not {linear}")
+        raise UnsupportedModuleError(f"RAP needs a network that ends in a linear layer, not {linear}")
     contributions = x * (selection @ linear.weight.detach()).reshape(x.shape)
     output = per_item_sum(selection * F.linear(x, linear.weight.detach(), _detached(linear.bias)))
     magnitude = contributions.abs()
@@ -276,7 +280,7 @@ def residual_parts(block: nn.Module) -> tuple[list[nn.Module], nn.Module | None]
             names += ["relu", "conv3", "bn3"]
     else:
         if block.se is not None or not isinstance(block.drop_path, (type(None), nn.Identity)):
-            raise NotImplementedError("relevance rules support timm ResNet blocks without attention or drop path")
+            raise UnsupportedModuleError("relevance rules support timm ResNet blocks without attention or drop path")
         if isinstance(block, timm_resnet.BasicBlock):
             names = ["conv1", "bn1", "drop_block", "act1", "aa", "conv2", "bn2"]
         else:
@@ -324,7 +328,7 @@ def output_layer(records: dict[nn.Module, Record], logits: torch.Tensor) -> nn.M
     layers = [m for m in records if isinstance(m, WEIGHTED)]
     last = max(layers, key=lambda m: records[m].index) if layers else None
     if last is None or records[last].output is not logits:
-        raise NotImplementedError("RAP needs a network whose output is that of its last conv/linear layer")
+        raise UnsupportedModuleError("RAP needs a network whose output is that of its last conv/linear layer")
     return last
 
 
@@ -369,7 +373,7 @@ class Propagation:
     def input_of(self, module: nn.Module) -> torch.Tensor:
         record = self.records[module]
         if record.calls != 1 or record.input is None:
-            raise NotImplementedError(
+            raise UnsupportedModuleError(
                 f"{type(module).__name__} is called {record.calls} times per forward or with no tensor input; "
                 "its rule needs one input"
             )
@@ -383,7 +387,7 @@ class Propagation:
             if module not in self.above_start:
                 return None
             if isinstance(module, RESIDUAL_BLOCKS):
-                raise NotImplementedError("relevance propagation cannot start inside a residual block")
+                raise UnsupportedModuleError("relevance propagation cannot start inside a residual block")
             return self.chain(module, None)
         if module in self.overrides:
             return self.overrides[module](self.input_of(module), relevance)
@@ -404,7 +408,7 @@ class Propagation:
             return relevance
         if any(True for _ in module.children()):
             return self.chain(module, relevance)
-        raise NotImplementedError(f"no relevance rule for {type(module).__name__}")
+        raise UnsupportedModuleError(f"no relevance rule for {type(module).__name__}")
 
     def chain(self, module: nn.Module, relevance: torch.Tensor | None) -> torch.Tensor | None:
         """A container: its called children in reverse call order, undoing reshapes between them."""
@@ -413,7 +417,7 @@ class Propagation:
             if relevance is not None and later is not None:
                 shape = self.records[child].output.shape
                 if relevance.numel() != self.records[child].output.numel():
-                    raise NotImplementedError(
+                    raise UnsupportedModuleError(
                         f"{type(module).__name__} is not a chain: {type(later).__name__} does not take the "
                         f"output of {type(child).__name__}"
                     )
