@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from salbench.methods import create_method
@@ -70,3 +71,11 @@ def test_class_checks_read_the_pairs_maps_and_run_the_random_logit_test():
 def test_settings_from_config_ignore_workflow_only_keys():
     settings = SanitySettings.from_config({"items": 8, "measure": "ssim", "data_randomisation": {"epochs": 3}})
     assert settings.items == 8 and "ssim" in settings.similarity().measures
+
+
+def test_a_map_that_randomisation_makes_constant_counts_as_dissimilar():
+    table = pd.DataFrame({"check": "model_sensitivity", "statistic": "spearman_abs",
+                          "stage": ["original", "original", "head", "head"], "stage_index": [0, 0, 1, 1],
+                          "item": ["a", "b", "a", "b"], "value": [1.0, np.nan, np.nan, np.nan]})
+    values = verdict_values(table, "spearman_abs")["model_sensitivity"]
+    assert values[0] == 0.0 and np.isnan(values[1])  # b's original map was constant: no verdict from it

@@ -174,7 +174,22 @@ def verdict_values(table: pd.DataFrame, measure: str) -> dict[str, np.ndarray]:
         part = table[(table["check"] == check) & (table["statistic"] == wanted)]
         if part.empty:
             continue
+        values = part["value"].to_numpy(dtype=np.float64)
         if check == "model_sensitivity":
-            part = part[part["stage_index"] == part["stage_index"].max()]
-        out[check] = part["value"].to_numpy(dtype=np.float64)
+            values = _last_stage(part)
+        out[check] = values
     return out
+
+
+def _last_stage(part: pd.DataFrame) -> np.ndarray:
+    """Per item, the similarity of the fully randomised model's map to the original map.
+
+    A randomised map that became constant (a ReLU'd CAM that is zero everywhere, say) has no rank
+    correlation with anything; it keeps none of the original map's structure, so it counts as
+    similarity 0 wherever the original map itself was informative (finite at stage 0).
+    """
+    original = part[part["stage_index"] == 0].set_index("item")["value"]
+    last = part[part["stage_index"] == part["stage_index"].max()]
+    values = last["value"].to_numpy(dtype=np.float64)
+    informative = np.isfinite(original.reindex(last["item"]).to_numpy(dtype=np.float64))
+    return np.where(np.isnan(values) & informative, 0.0, values)
