@@ -17,7 +17,7 @@ from salbench.models import build_model
 from salbench.models.base import ModelSpec, NormalizedClassifier
 from salbench.params import ParamError
 
-from .test_registry import assert_clean_run
+from .test_registry import assert_clean_run, assert_no_hooks
 from .threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -264,6 +264,20 @@ def test_rap_needs_a_linear_output_layer():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     with pytest.raises(UnsupportedModuleError, match="last conv/linear"):
         RAP().attribute(net, _pixels(1, 8), torch.tensor([0]))
+    assert_no_hooks(net)
+
+
+class Boom(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("method", [RAP(), RSP(layer="0")])
+def test_hooks_are_removed_when_the_forward_raises(method):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), Boom(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(RuntimeError, match="boom"):
+        method.attribute(net, _pixels(1, 8), torch.tensor([0]))
+    assert_no_hooks(net)
 
 
 # --- localisation ---------------------------------------------------------------------------------------------
