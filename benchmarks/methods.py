@@ -249,6 +249,18 @@ def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
     return results
 
 
+def write_results(out: Path, kind: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` with the machine's facts as ``out/<hostname>-<YYYY-MM-DD>-<kind>.json``; print the path."""
+    host = socket.gethostname()
+    record = {"host": host, "date": datetime.date.today().isoformat(), "platform": platform.platform(),
+              "processor": platform.processor(), **payload}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{host}-{datetime.date.today():%Y-%m-%d}-{kind}.json"
+    path.write_text(json.dumps(record, indent=1, default=float))
+    print(f"wrote {path}")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="minimum timed rounds per method")
@@ -262,20 +274,15 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)  # captum's notices about temporary hooks
     print(f"{'model':10s} {'method':32s} {'ours/s':>9s} {'lib/s':>9s} {'ratio':>6s} {'wall':>6s}  reference")
     results = [row for s in setups(args.models) for row in bench(s, args.repeats, args.min_seconds)]
-    host = socket.gethostname()
     payload = {
-        "host": host, "date": datetime.date.today().isoformat(), "platform": platform.platform(),
-        "processor": platform.processor(), "threads": args.threads, "repeats": args.repeats,
+        "threads": args.threads, "repeats": args.repeats,
         "min_seconds": args.min_seconds,
         "versions": {name: version(name) for name in ("torch", "torchvision", "captum", "zennit", "timm")},
         "note": "items/s = batch / median wall seconds; ratio = median over rounds of reference / ours process "
                 "CPU seconds in the same round (>= 0.95 required); ratio_wall = the same for wall seconds",
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{host}-{datetime.date.today():%Y-%m-%d}-methods.json"
-    path.write_text(json.dumps(payload, indent=1))
-    print(f"wrote {path}")
+    write_results(args.out, "methods", payload)
 
 
 if __name__ == "__main__":

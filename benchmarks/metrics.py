@@ -30,10 +30,6 @@ Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-metrics.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
-import socket
 import statistics
 import warnings
 from importlib.metadata import version
@@ -43,7 +39,7 @@ from typing import Any, Callable
 import quantus
 import torch
 import torch.nn.functional as F
-from methods import seconds  # the gradient-method benchmark's timing
+from methods import seconds, write_results  # the gradient-method benchmark's timing
 from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
@@ -274,20 +270,15 @@ def main() -> None:
     if not args.cases or {"road_morf", "road_lerf"} & set(args.cases):
         results += bench_quantus_road_grey(model, images, maps, targets, args.repeats, args.max_batch, sync)
     print_table(results)
-    host = socket.gethostname()
     payload = {
-        "host": host, "date": datetime.date.today().isoformat(), "platform": platform.platform(),
-        "processor": platform.processor(), "threads": args.threads, "device": str(device), "max_batch": args.max_batch,
+        "threads": args.threads, "device": str(device), "max_batch": args.max_batch,
         "model": "small_cnn (random weights), 64 px, blob-like maps",
         "versions": {name: version(name) for name in ("torch", "quantus", "grad-cam", "numpy", "scipy")},
         "note": "ratio_floor = bare forward passes / ours; ratio_X = library X / ours (> 1: ours faster); "
                 "medians over rounds of paired " + ("process CPU" if sync is _no_sync else "wall") + " seconds",
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{host}-{datetime.date.today():%Y-%m-%d}-metrics.json"
-    path.write_text(json.dumps(payload, indent=1, default=float))
-    print(f"wrote {path}")
+    write_results(args.out, "metrics", payload)
 
 
 if __name__ == "__main__":

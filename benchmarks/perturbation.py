@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import json
-import platform
-import socket
 import statistics
 import warnings
 from importlib.metadata import version
@@ -31,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from methods import seconds, zennit_relevance  # the gradient-method benchmark's timing and zennit call
+from methods import seconds, write_results, zennit_relevance  # the gradient-method benchmark's timing and zennit call
 from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
@@ -141,18 +137,13 @@ def main() -> None:
     target = torch.arange(args.batch) % 6
     chosen = [c for c in CASES if not args.cases or c[1] in args.cases]
     results = [bench_case(model, x, target, *case, args.repeats, args.loop_items) for case in chosen]
-    host = socket.gethostname()
     payload = {
-        "host": host, "date": datetime.date.today().isoformat(), "platform": platform.platform(),
-        "processor": platform.processor(), "threads": args.threads, "model": "small_cnn (random weights), 64 px",
+        "threads": args.threads, "model": "small_cnn (random weights), 64 px",
         "versions": {name: version(name) for name in ("torch", "grad-cam")},
         "note": "ratio_X = median over rounds of X's CPU seconds per item / ours batched (> 1: ours faster)",
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{host}-{datetime.date.today():%Y-%m-%d}-perturbation.json"
-    path.write_text(json.dumps(payload, indent=1))
-    print(f"wrote {path}")
+    write_results(args.out, "perturbation", payload)
 
 
 if __name__ == "__main__":

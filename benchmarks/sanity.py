@@ -55,11 +55,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import json
 import math
-import platform
-import socket
 import statistics
 import warnings
 from importlib.metadata import version
@@ -73,7 +69,7 @@ import scipy.stats
 import skimage.feature
 import skimage.metrics
 import torch
-from methods import seconds  # the gradient-method benchmark's timing
+from methods import seconds, write_results  # the gradient-method benchmark's timing
 from perturbation import timed  # alternating rounds after a warm-up: (wall, CPU) seconds per call
 from quantus.helpers.model.pytorch_model import PyTorchModel
 from torch import nn
@@ -447,10 +443,8 @@ def main() -> None:
     floors = bench_floor(model, x, targets, args.floor_rounds)
     same, checks = bench_quantus(model, x, targets, args.rounds)
     print_tables(floors, checks, same["similarity_cpu_s"])
-    host = socket.gethostname()
     payload = {
-        "host": host, "date": datetime.date.today().isoformat(), "platform": platform.platform(),
-        "processor": platform.processor(), "threads": args.threads, "device": "cpu",
+        "threads": args.threads, "device": "cpu",
         "model": f"small_cnn (random weights), {SIZE} px, {args.items} items",
         "versions": {name: version(name) for name in ("torch", "quantus", "numpy", "scipy", "scikit-image")},
         "note": "(a) ratio_floor = bare passes on pre-built stages / our cascade (blocks); (b) ratio_quantus = "
@@ -462,10 +456,7 @@ def main() -> None:
         "same_stages": same,
         "check_vs_quantus": checks,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{host}-{datetime.date.today():%Y-%m-%d}-sanity.json"
-    path.write_text(json.dumps(payload, indent=1, default=float))
-    print(f"wrote {path}")
+    write_results(args.out, "sanity", payload)
 
 
 if __name__ == "__main__":
