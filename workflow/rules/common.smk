@@ -52,6 +52,9 @@ def skip_reason(model, method):
         return f"{method} needs a {entry['model_family']} model; {model} is {spec['family']}"
     if entry["needs_gap_fc"] and not spec["gap_fc"]:
         return f"{method} needs global average pooling + one linear layer; {model} has not"
+    for capability in entry["requires"]:
+        if capability in spec["lacks"]:
+            return f"{method} needs {capability}: {spec['lacks'][capability]}"
     return None
 
 

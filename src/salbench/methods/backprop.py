@@ -135,6 +135,7 @@ class ExcitationBackprop(Method):
     defaults: dict[str, Any] = {"layer": None, "upsample": "bilinear"}
     needs_layer = True
     layer_role = "excitation_layer"
+    requires = ("propagation_rules",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -66,6 +66,9 @@ class Method(abc.ABC):
     needs_gap_fc: ClassVar[bool] = False
     #: only applies to this model family (e.g. "coda"); None = any
     model_family: ClassVar[str | None] = None
+    #: model capabilities the method relies on, e.g. "propagation_rules" (layer-wise relevance rules for every
+    #: module); an architecture lists what it lacks in ``ModelSpec.lacks``
+    requires: ClassVar[tuple[str, ...]] = ()
     #: reads the model at all (False for the control baselines)
     uses_model: ClassVar[bool] = True
 
@@ -82,6 +85,9 @@ class Method(abc.ABC):
             return f"{self.name} needs a {self.model_family} model, {model_spec.arch} is {model_spec.family}"
         if self.needs_gap_fc and not model_spec.gap_fc:
             return f"{self.name} needs global average pooling + one linear layer, {model_spec.arch} has not"
+        for capability in self.requires:
+            if capability in model_spec.lacks:
+                return f"{self.name} needs {capability}: {model_spec.lacks[capability]}"
         return None
 
 

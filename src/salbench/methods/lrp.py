@@ -48,6 +48,8 @@ def relevance(net: nn.Module, z: torch.Tensor, target: torch.Tensor, composite: 
 class LRPMethod(ChannelMethod):
     """An LRP variant: a zennit composite built for the network and its normalised input bounds."""
 
+    requires = ("propagation_rules",)
+
     @abc.abstractmethod
     def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
         """The composite for ``net``; ``low``/``high`` bound its input (pixels 0 and 1, normalised)."""

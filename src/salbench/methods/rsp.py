@@ -97,6 +97,7 @@ class RAP(ChannelMethod):
     activators and inverted inhibitors at every layer, uniformly shifted, from the target output to the input."""
 
     citation = RAP_CITATION
+    requires = ("propagation_rules",)
     #: the paper's map is the channel sum of the input relevance
     defaults = {"channel_reduction": "sum"}
 
@@ -123,6 +124,7 @@ class RSP(ChannelMethod):
     """
 
     citation = RSP_CITATION
+    requires = ("propagation_rules",)
     #: ``layer`` from the model spec (VGG16 features.29, ResNet50 layer4 in the paper). ``top_n``: classes
     #: compared, target included; the reference code leaves it a free argument, 5 is our choice (unverified)
     defaults = {"layer": None, "top_n": 5, "channel_reduction": "sum"}

@@ -7,6 +7,7 @@ from .base import (
     ModelSpec,
     NormalizedClassifier,
     build_model,
+    class_probabilities,
     list_models,
     load_checkpoint,
     register_arch,
@@ -15,6 +16,6 @@ from .base import (
 from .layers import randomisation_order
 
 __all__ = [
-    "ARCHS", "CheckpointError", "ModelSpec", "NormalizedClassifier", "build_model", "list_models",
+    "ARCHS", "CheckpointError", "ModelSpec", "NormalizedClassifier", "build_model", "class_probabilities", "list_models",
     "load_checkpoint", "randomisation_order", "register_arch", "save_checkpoint",
 ]

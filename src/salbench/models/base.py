@@ -32,12 +32,21 @@ class ModelSpec:
     target_layer: str
     gap_fc: bool = False
     family: str = "cnn"
+    #: how logits become class probabilities: "softmax" (cross-entropy training) or "sigmoid" (BCE, CoDA-Nets)
+    probability: str = "softmax"
+    #: capabilities some methods require that this architecture lacks, with the reason (see ``Method.requires``)
+    lacks: dict[str, str] = field(default_factory=dict)
     #: further per-architecture layers by role, e.g. ``excitation_layer`` (TorchRay: VGG16 pool4, ResNet50 layer3)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def layer(self, role: str = "target_layer") -> str:
         """The layer a method with ``layer_role`` reads: ``extra[role]``, else the CAM target layer."""
         return self.target_layer if role == "target_layer" else self.extra.get(role, self.target_layer)
+
+
+def class_probabilities(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """``[B,K]`` probabilities from logits the way the model was trained (softmax or per-class sigmoid)."""
+    return torch.sigmoid(logits) if spec.probability == "sigmoid" else torch.softmax(logits, dim=1)
 
 
 @dataclass(frozen=True)
