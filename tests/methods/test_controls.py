@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from salbench.methods import create_method
+from salbench.methods.controls import seeds_from
 from salbench.params import ParamError
 
 from .helpers import SIZE, images, tiny_model
@@ -76,3 +77,16 @@ def test_random_is_independent_of_batch_composition():
     shuffled = method.attribute(None, x[[3, 2, 0]], torch.zeros(3, dtype=torch.long))
     torch.testing.assert_close(alone[0], batch[2], rtol=0, atol=0)
     torch.testing.assert_close(shuffled, batch[[3, 2, 0]], rtol=0, atol=0)
+
+
+def test_seeds_from_aliases_items_only_inside_the_block():
+    x = images(3)
+    shifted = x - 1.0
+    method, target = create_method("random"), torch.zeros(3, dtype=torch.long)
+    original = method.attribute(None, x, target)
+    assert not torch.equal(method.attribute(None, shifted, target), original)
+    with seeds_from(shifted[1:], x[1:]):  # items 1 and 2 draw their originals' numbers, item 0 its own
+        aliased = method.attribute(None, shifted, target)
+    torch.testing.assert_close(aliased[1:], original[1:], rtol=0, atol=0)
+    assert not torch.equal(aliased[0], original[0])
+    assert not torch.equal(method.attribute(None, shifted, target)[1:], original[1:])

@@ -23,10 +23,14 @@ def test_verdicts_pass_a_changing_map_and_validate_the_check_with_the_sobel_cont
     table = pd.concat([cascade("gradient", 0.1), cascade("sobel", 1.0)], ignore_index=True)
     path = tmp_path / "t.parquet"
     table.to_parquet(path)
-    verdicts = sanity.verdict_table(sanity.load_tables([path]), CONFIG, n_boot=200, seed=0).set_index("method")
+    table = sanity.verdict_table(sanity.load_tables([path]), CONFIG, n_boot=200, seed=0)
+    assert table["trustworthy"].all()
+    verdicts = table[table["check"] == "model_sensitivity"].set_index("method")
     assert verdicts.loc["gradient", "passed"] and not verdicts.loc["sobel", "passed"]
     assert verdicts.loc["gradient", "value"] < 0.2 and verdicts.loc["gradient", "decisive"]
-    assert verdicts["trustworthy"].all()
+    top = table[table["check"] == "top_layer_sensitivity"].set_index("method")  # stage 2 of 3: 1 - 0.9 * 2/3
+    assert abs(top.loc["gradient", "value"] - 0.405) < 1e-9 and top.loc["gradient", "passed"]
+    assert not top.loc["sobel", "passed"]
 
 
 def test_a_control_that_passes_marks_the_check_untrustworthy_in_the_html(tmp_path):

@@ -134,6 +134,17 @@ def test_gradient_is_invariant_input_times_gradient_is_not():
         assert ig["relative_l1"].min() > 0.2
 
 
+def test_sampling_methods_draw_the_original_items_noise():
+    """SmoothGrad over the gradient is as invariant as the gradient: the shifted input draws the original
+    item's noise (seeds come from the item's content, and the shift would otherwise change them)."""
+    x, t = images(4), torch.arange(4) % NUM_CLASSES
+    smoothgrad = input_invariance(create_method("smoothgrad", n_samples=4), linear_model(), x, t)
+    assert smoothgrad["relative_l1"].max() < 1e-4
+    smoothgrad_ixg = input_invariance(create_method("smoothgrad", n_samples=4, base="input_x_gradient"),
+                                      linear_model(), x, t)
+    assert smoothgrad_ixg["relative_l1"].min() > 0.2
+
+
 def test_map_differences_hand_worked():
     a = torch.tensor([[[1.0, -2.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
     b = torch.tensor([[[1.0, -1.0], [0.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]])

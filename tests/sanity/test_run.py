@@ -9,7 +9,7 @@ import torch
 from salbench.methods import create_method
 from salbench.models import build_model
 from salbench.sanity.run import COLUMNS, SanitySettings, class_checks, model_checks
-from salbench.sanity.verdicts import VERDICT_STATISTIC, verdict_values
+from salbench.sanity.verdicts import VERDICT_STATISTIC, check_rules, verdict_values
 
 SETTINGS = SanitySettings(items=4, modes=("cascading", "independent"), measures=("spearman_abs", "ssim"))
 
@@ -37,7 +37,8 @@ def test_model_checks_cover_every_check_and_stage_with_the_original_first():
     invariance = table[(table["check"] == "input_invariance") & (table["statistic"] == "relative_l1")]
     assert (invariance["value"] < 1e-4).all()
     values = verdict_values(table, "spearman_abs")
-    assert set(values) == {"model_sensitivity", "data_randomisation", "input_invariance", "input_sensitivity"}
+    assert set(values) == {"model_sensitivity", "top_layer_sensitivity", "data_randomisation", "input_invariance",
+                           "input_sensitivity"}
     last = cascade["stage_index"].max()
     np.testing.assert_array_equal(values["model_sensitivity"], cascade[cascade["stage_index"] == last]["value"])
 
@@ -79,3 +80,17 @@ def test_a_map_that_randomisation_makes_constant_counts_as_dissimilar():
                           "item": ["a", "b", "a", "b"], "value": [1.0, np.nan, np.nan, np.nan]})
     values = verdict_values(table, "spearman_abs")["model_sensitivity"]
     assert values[0] == 0.0 and np.isnan(values[1])  # b's original map was constant: no verdict from it
+
+
+def test_top_layer_sensitivity_reads_the_cascade_part_way_down():
+    """Guided backprop's published failure: similar while the top layers are randomised, changed at the end."""
+    stages = ["original", "head", "stage3", "stage2", "stem"]
+    similarity = {"gbp": [1.0, 0.95, 0.9, 0.4, 0.1], "gradient": [1.0, 0.3, 0.2, 0.1, 0.05]}
+    for method, curve in similarity.items():
+        table = pd.DataFrame({"check": "model_sensitivity", "statistic": "spearman_abs", "stage": stages,
+                              "stage_index": range(5), "item": "a", "value": curve})
+        half = verdict_values(table, "spearman_abs")  # ceil(0.5 * 4) = stage 2 (head and stage3 randomised)
+        assert half["top_layer_sensitivity"][0] == curve[2] and half["model_sensitivity"][0] == curve[4]
+        assert verdict_values(table, "spearman_abs", top_fraction=0.25)["top_layer_sensitivity"][0] == curve[1]
+    rules = check_rules()
+    assert not rules["top_layer_sensitivity"].passes(0.9) and rules["top_layer_sensitivity"].passes(0.2)

@@ -82,8 +82,12 @@ def sanity_cascade(dataset, model, method):
     return f"results/{dataset}/{model}/sanity/{method}.zarr"
 
 
+#: sanity keys only the report's verdicts read: changing them reruns the report, not the checks
+VERDICT_ONLY_KEYS = ("thresholds", "top_fraction")
+
+
 def sanity_json(wildcards=None):
-    return canonical_json(config["sanity"])
+    return canonical_json({k: v for k, v in config["sanity"].items() if k not in VERDICT_ONLY_KEYS})
 
 
 def permuted_checkpoint(wildcards):

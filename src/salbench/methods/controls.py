@@ -8,7 +8,9 @@ explains nothing about the model.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -21,11 +23,38 @@ from .base import Method, register_method
 LUMA = (0.299, 0.587, 0.114)
 
 
+#: sha256 of an item's float32 bytes -> the bytes whose seed it draws (see :func:`seeds_from`)
+_SEED_SOURCES: ContextVar[dict[bytes, bytes]] = ContextVar("seed_sources", default={})
+
+
+def _float_bytes(inputs: torch.Tensor) -> list[bytes]:
+    return [item.tobytes() for item in inputs.detach().to("cpu", torch.float32).contiguous().numpy()]
+
+
 def item_seeds(inputs: torch.Tensor, seed: int) -> list[int]:
     """One 63-bit seed per item: sha256 of ``seed`` and the item's float32 bytes (one host copy per batch)."""
-    host = inputs.detach().to("cpu", torch.float32).contiguous().numpy()
     prefix = int(seed).to_bytes(8, "little", signed=True)
-    return [int.from_bytes(hashlib.sha256(prefix + item.tobytes()).digest()[:8], "little") >> 1 for item in host]
+    sources = _SEED_SOURCES.get()
+    seeds = []
+    for item in _float_bytes(inputs):
+        item = sources.get(hashlib.sha256(item).digest(), item) if sources else item
+        seeds.append(int.from_bytes(hashlib.sha256(prefix + item).digest()[:8], "little") >> 1)
+    return seeds
+
+
+@contextmanager
+def seeds_from(inputs: torch.Tensor, sources: torch.Tensor) -> Iterator[None]:
+    """Within the block, an item equal to ``inputs[i]`` draws the random numbers of ``sources[i]``.
+
+    Checks that compare a method's maps of two related inputs (input invariance: ``x`` and ``x + c``)
+    need sampling methods to draw the same noise for both; otherwise they measure the noise.
+    """
+    aliases = {hashlib.sha256(a).digest(): b for a, b in zip(_float_bytes(inputs), _float_bytes(sources))}
+    token = _SEED_SOURCES.set({**_SEED_SOURCES.get(), **aliases})
+    try:
+        yield
+    finally:
+        _SEED_SOURCES.reset(token)
 
 
 def grayscale(inputs: torch.Tensor) -> torch.Tensor:

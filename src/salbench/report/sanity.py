@@ -26,6 +26,8 @@ from .figures import CONTROL_COLOUR, RC, _save, _show_map
 #: checks in the verdict matrix's column order, with what failing means
 CHECK_MEANINGS = {
     "model_sensitivity": "maps change when the model's weights are randomised top-down (Adebayo et al. 2018)",
+    "top_layer_sensitivity": "maps already change when only the top layers are randomised (guided backprop does not, "
+                             "Adebayo et al. 2018)",
     "data_randomisation": "maps of a model trained on permuted labels differ from the real model's (Adebayo et al.)",
     "input_invariance": "a mean shift the model compensates exactly leaves the maps unchanged (Kindermans et al.)",
     "input_sensitivity": "maps of an image are closer to its noisy copy's than to another image's (input-agnostic test)",
@@ -60,7 +62,7 @@ def verdict_table(table: pd.DataFrame, config: dict[str, Any], n_boot: int, seed
     rows = []
     for (dataset, model), part in table.groupby(["dataset", "model"], sort=True):
         stats = {(method, check): values for method, by_method in part.groupby("method")
-                 for check, values in verdict_values(by_method, measure).items()}
+                 for check, values in verdict_values(by_method, measure, sanity.get("top_fraction", 0.5)).items()}
         controls = {method: CONTROLS[name] for method in part["method"].unique()
                     if (name := (specs.get(method) or {}).get("method", method)) in CONTROLS}
         for result in verdicts(stats, sanity.get("thresholds"), controls, n_boot=n_boot, seed=seed):

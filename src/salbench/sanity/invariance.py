@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..methods.base import Method, normalisation
+from ..methods.controls import seeds_from
 from ..models.layers import randomisation_order
 from ..saliency import compute_maps
 
@@ -157,6 +158,7 @@ def input_invariance(
     assert_same_logits(model, shifted_model, x, c.to(device), atol, batch_size)
     if maps is None:
         maps = compute_maps(method, model, images, targets, batch_size, progress=False, device=device)
-    moved = compute_maps(method, shifted_model, images.to(torch.float32) + c.to(images.device), targets, batch_size,
-                         progress=False, device=device)
+    shifted = images.to(torch.float32) + c.to(images.device)
+    with seeds_from(shifted, images):  # sampling methods draw the original items' noise
+        moved = compute_maps(method, shifted_model, shifted, targets, batch_size, progress=False, device=device)
     return map_differences(maps, moved)

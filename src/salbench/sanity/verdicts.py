@@ -13,6 +13,7 @@ score well in randomisation checks).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
@@ -40,6 +41,8 @@ class Rule:
 RULES: dict[str, Rule] = {
     "model_sensitivity": Rule("similarity of the fully randomised (last cascading stage) map to the original", "below",
                               0.5),
+    "top_layer_sensitivity": Rule("similarity of the map after randomising the top part of the cascade (from the "
+                                  "logits down, ``top_fraction`` of its stages) to the original", "below", 0.5),
     "data_randomisation": Rule("similarity of the random-label model's map to the trained model's", "below", 0.5),
     "input_invariance": Rule("relative L1 difference of the maps of the mean-shifted and original models", "below",
                              0.05),
@@ -49,9 +52,12 @@ RULES: dict[str, Rule] = {
 }
 
 #: check -> the statistic of a sanity table (:mod:`.run`) its verdict reads ("measure" = the configured
-#: similarity measure; model sensitivity reads it at the last cascading stage, the fully randomised model)
+#: similarity measure; model sensitivity reads it at the last cascading stage, the fully randomised model,
+#: top-layer sensitivity part-way down the cascade: Adebayo et al. (2018) find guided backprop unchanged while
+#: only the top layers are randomised, a failure the fully randomised verdict cannot show)
 VERDICT_STATISTIC: dict[str, str] = {
     "model_sensitivity": "measure",
+    "top_layer_sensitivity": "measure",
     "data_randomisation": "measure",
     "input_invariance": "relative_l1",
     "input_sensitivity": "gap",
@@ -59,8 +65,9 @@ VERDICT_STATISTIC: dict[str, str] = {
     "random_logit": "measure",
 }
 
-#: control method -> the check it must fail
-CONTROLS: dict[str, str] = {"sobel": "model_sensitivity", "centre": "input_sensitivity"}
+#: control method -> the checks it must fail
+CONTROLS: dict[str, tuple[str, ...]] = {"sobel": ("model_sensitivity", "top_layer_sensitivity"),
+                                        "centre": ("input_sensitivity",)}
 
 
 def check_rules(thresholds: Mapping[str, float] | None = None) -> dict[str, Rule]:
@@ -129,10 +136,10 @@ def verdict(method: str, check: str, values: Any, rule: Rule, n_boot: int = 2000
 
 
 def _trust(
-    check: str, results: Mapping[tuple[str, str], Verdict], controls: Mapping[str, str]
+    check: str, results: Mapping[tuple[str, str], Verdict], controls: Mapping[str, tuple[str, ...]]
 ) -> tuple[bool | None, str]:
     """Whether ``check`` is validated by its controls, and why."""
-    expected = [control for control, failed_check in controls.items() if failed_check == check]
+    expected = [control for control, failed_checks in controls.items() if check in failed_checks]
     if not expected:
         return None, "no control validates this check"
     missing = [control for control in expected if (control, check) not in results]
@@ -147,7 +154,7 @@ def _trust(
 def verdicts(
     stats: Mapping[tuple[str, str], Any],
     thresholds: Mapping[str, float] | None = None,
-    controls: Mapping[str, str] = CONTROLS,
+    controls: Mapping[str, tuple[str, ...]] = CONTROLS,
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
@@ -166,30 +173,36 @@ def verdicts(
     return judged
 
 
-def verdict_values(table: pd.DataFrame, measure: str) -> dict[str, np.ndarray]:
-    """Per check, the per-item values its verdict reads (:data:`VERDICT_STATISTIC`) from one method's sanity table."""
+def verdict_values(table: pd.DataFrame, measure: str, top_fraction: float = 0.5) -> dict[str, np.ndarray]:
+    """Per check, the per-item values its verdict reads (:data:`VERDICT_STATISTIC`) from one method's sanity table.
+
+    Top-layer sensitivity reads the cascade after ``ceil(top_fraction * stages)`` of its randomisation stages.
+    """
     out = {}
     for check, statistic in VERDICT_STATISTIC.items():
         wanted = measure if statistic == "measure" else statistic
-        part = table[(table["check"] == check) & (table["statistic"] == wanted)]
+        source = "model_sensitivity" if check == "top_layer_sensitivity" else check
+        part = table[(table["check"] == source) & (table["statistic"] == wanted)]
         if part.empty:
             continue
-        values = part["value"].to_numpy(dtype=np.float64)
         if check == "model_sensitivity":
-            values = _last_stage(part)
-        out[check] = values
+            out[check] = cascade_stage(part, int(part["stage_index"].max()))
+        elif check == "top_layer_sensitivity":
+            out[check] = cascade_stage(part, math.ceil(top_fraction * int(part["stage_index"].max())))
+        else:
+            out[check] = part["value"].to_numpy(dtype=np.float64)
     return out
 
 
-def _last_stage(part: pd.DataFrame) -> np.ndarray:
-    """Per item, the similarity of the fully randomised model's map to the original map.
+def cascade_stage(part: pd.DataFrame, stage_index: int) -> np.ndarray:
+    """Per item, the similarity of the map at cascade stage ``stage_index`` to the original map.
 
     A randomised map that became constant (a ReLU'd CAM that is zero everywhere, say) has no rank
     correlation with anything; it keeps none of the original map's structure, so it counts as
     similarity 0 wherever the original map itself was informative (finite at stage 0).
     """
     original = part[part["stage_index"] == 0].set_index("item")["value"]
-    last = part[part["stage_index"] == part["stage_index"].max()]
-    values = last["value"].to_numpy(dtype=np.float64)
-    informative = np.isfinite(original.reindex(last["item"]).to_numpy(dtype=np.float64))
+    stage = part[part["stage_index"] == stage_index]
+    values = stage["value"].to_numpy(dtype=np.float64)
+    informative = np.isfinite(original.reindex(stage["item"]).to_numpy(dtype=np.float64))
     return np.where(np.isnan(values) & informative, 0.0, values)
