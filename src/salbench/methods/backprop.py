@@ -1,7 +1,7 @@
 """Modified backpropagation: guided backprop, deconvnet, guided Grad-CAM and (contrastive) excitation backprop.
 
-Guided backprop and deconvnet are captum's, run with every activation use in its own module
-(:func:`~salbench.methods.hooks.separate_activations`). Excitation backprop uses zennit's
+Guided backprop (captum's rule, lighter hooks) and deconvnet (captum's) run with every activation use in its
+own module (:func:`~salbench.methods.hooks.separate_activations`). Excitation backprop uses zennit's
 ``ExcitationBackprop`` composite with TorchRay's choices: bias ignored, batch norm passed through,
 residual additions split in proportion to their summands (:mod:`~salbench.methods.canonizers`), the map
 read at an intermediate layer and summed over its channels.
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from captum.attr import Deconvolution, GuidedBackprop
+from captum.attr import Deconvolution
 from torch import nn
 from zennit.composites import ExcitationBackprop as ExcitationBackpropComposite
 from zennit.composites import NameLayerMapComposite
@@ -32,11 +32,27 @@ from .postprocess import UPSAMPLE_MODES, upsample
 STABILIZER = 1e-6
 
 
+def _clamp_output_gradient(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+    output.register_hook(lambda grad: grad.clamp(min=0))
+
+
 def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Guided backpropagation ``[B,C,H,W]``: ReLUs pass only positive gradients at positive inputs (captum)."""
+    """Guided backpropagation ``[B,C,H,W]``: ReLUs pass only positive gradients at positive inputs.
+
+    The gradient arriving at each ReLU call's output is clamped at zero by a tensor hook; the ReLU's own
+    backward then masks it by its positive inputs. This is captum's ``GuidedBackprop`` rule (equal maps,
+    tested), without its module backward hooks, which cost a fifth of the pass on the demo CNN.
+    """
     with separate_activations(model, inputs), torch.enable_grad():
-        x = inputs.detach().requires_grad_()
-        return GuidedBackprop(model).attribute(x, target=target).detach()
+        handles = [m.register_forward_hook(_clamp_output_gradient) for m in model.modules() if isinstance(m, nn.ReLU)]
+        try:
+            x = inputs.detach().requires_grad_()
+            logits = model(x)
+            (grad,) = torch.autograd.grad(logits.gather(1, target.view(-1, 1)).sum(), x)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return grad.detach()
 
 
 @register_method("guided_backprop")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..params import ParamError
@@ -42,9 +43,19 @@ SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 HOG_CELL_PX, HOG_REFERENCE_SIZE = 16, 299
 
 
+def sort_rows(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ordered, order)`` of each row of ``[N,L]``, ascending. On the CPU numpy's vectorised sort is 3-4x
+    torch's (measured: 16 x 29,241 float64 HOG features); ties may come in any order, so callers must not
+    depend on it (average ranks and percentiles do not)."""
+    if values.device.type != "cpu":
+        return values.sort(dim=1)
+    order = torch.from_numpy(np.argsort(values.detach().numpy(), axis=1))
+    return values.gather(1, order), order
+
+
 def percentile(values: torch.Tensor, q: float) -> torch.Tensor:
     """Per-row ``q``-th percentile of ``[N,L]`` values, linearly interpolated like :func:`numpy.percentile`."""
-    ordered = values.sort(dim=1).values
+    ordered = sort_rows(values)[0]
     position = q / 100 * (values.shape[1] - 1)
     low, frac = math.floor(position), position - math.floor(position)
     high = min(low + 1, values.shape[1] - 1)
@@ -81,7 +92,7 @@ def minmax_normalise(maps: torch.Tensor) -> torch.Tensor:
 def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """Ranks (1-based, float64) of each row of ``[N,L]``, tied values sharing their mean rank (scipy's ``rankdata``)."""
     length = values.shape[1]
-    ordered, order = values.sort(dim=1)
+    ordered, order = sort_rows(values)
     position = torch.arange(length, device=values.device).expand_as(ordered)
     differs = ordered[:, 1:] != ordered[:, :-1]
     starts = torch.cat([torch.ones_like(differs[:, :1]), differs], dim=1)  # first of a run of ties
