@@ -1,6 +1,6 @@
 """Data sets: the registry, the item contract and the built-in sources (imported so they register)."""
 
-from . import shapes  # noqa: F401  (registers shapes, shapes_pair)
+from . import cifar10, shapes  # noqa: F401  (register cifar10, shapes, shapes_pair)
 from .base import DATASETS, DataSource, Items, create_dataset, list_datasets, register_dataset
 
 __all__ = ["DATASETS", "DataSource", "Items", "create_dataset", "list_datasets", "register_dataset"]

@@ -7,34 +7,24 @@ class-specific localisation; models are trained on ``shapes``.
 
 Everything is generated from ``seed``: each split has its own ``SeedSequence`` stream and each image
 its own child stream, so image ``i`` of a split does not depend on how many images the split has.
-``fetch`` writes ``{train,val,eval}.npz`` and a ``manifest.json`` with the params and file sha256s;
-``load`` refuses files that do not match the manifest or were generated with other params.
+Stored and verified as :class:`~salbench.data.splits.NpzSplitSource` splits.
 """
 
 from __future__ import annotations
 
 import abc
-import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
 from ..params import ParamError
-from ..provenance import file_sha256
-from ..store import atomic_path
-from .base import MANIFEST, DataSource, Items, register_dataset
-from .npz import read_npz, write_npz
+from .base import Items, register_dataset
+from .splits import SPLITS, DataSetError, NpzSplitSource  # noqa: F401  (DataSetError: re-exported)
 from .scenes import KINDS, SceneConfig, render_scene
 
-SPLITS: tuple[str, ...] = ("train", "val", "eval")
 
-
-class DataSetError(RuntimeError):
-    """Generated files are missing, altered, or were made with other params."""
-
-
-class _ShapesBase(DataSource):
+class _ShapesBase(NpzSplitSource):
     """Shared generation, fetch and load for the shapes data sets."""
 
     citation: ClassVar[str] = "salbench synthetic shapes (this project)"
@@ -76,38 +66,10 @@ class _ShapesBase(DataSource):
         """Item ids; with one object per image they are the image ids."""
         return list(image_ids)
 
-    def fetch(self, root: Path) -> None:
-        """Generate every split into ``root`` plus a manifest of params, classes and file sha256s."""
-        root = Path(root)
-        files = {}
+    def make_splits(self, root: Path) -> Iterator[tuple[str, Items]]:
+        """Every split, rendered from the seed (``root`` is not read)."""
         for split in SPLITS:
-            items = self.generate(split)
-            path = write_npz(root / f"{split}.npz", {
-                "images": items.images, "targets": items.targets, "masks": items.masks,
-                "image_ids": np.asarray(items.image_ids, dtype=str), "item_ids": np.asarray(items.item_ids, dtype=str),
-            })
-            files[path.name] = file_sha256(path)
-        manifest = {"dataset": self.name, "params": self.params, "classes": list(self.classes), "files": files}
-        with atomic_path(root / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-    def load(self, root: Path, split: str) -> Items:
-        """Items of ``split`` from files ``fetch`` wrote, after checking them against the manifest."""
-        root = Path(root)
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-        manifest_path, path = root / MANIFEST, root / f"{split}.npz"
-        if not manifest_path.is_file() or not path.is_file():
-            raise DataSetError(f"{path} or {manifest_path} is missing: run fetch first")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest["dataset"] != self.name or manifest["params"] != self.params:
-            raise DataSetError(f"{root} holds {manifest['dataset']!r} with params {manifest['params']}, "
-                               f"not {self.name!r} with {self.params}")
-        if file_sha256(path) != manifest["files"][path.name]:
-            raise DataSetError(f"{path} does not match the sha256 in {manifest_path}")
-        arrays = read_npz(path)
-        return Items(item_ids=arrays["item_ids"].tolist(), image_ids=arrays["image_ids"].tolist(),
-                     images=arrays["images"], targets=arrays["targets"], masks=arrays["masks"])
+            yield split, self.generate(split)
 
 
 _COMMON = {"image_size": 64, "n_val": 500, "n_eval": 200, "seed": 0, "max_distractors": 3}
