@@ -9,24 +9,20 @@ read at an intermediate layer and summed over its channels.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from captum.attr import Deconvolution
 from torch import nn
-from zennit.composites import ExcitationBackprop as ExcitationBackpropComposite
-from zennit.composites import NameLayerMapComposite
-from zennit.core import BasicHook, Composite, ParamMod, Stabilizer
-from zennit.rules import ClampMod, Pass
-from zennit.types import BatchNorm
 
 from ..params import ParamError, check_choice
 from .base import ChannelMethod, Method, register_method
 from .cam import GradCAM, resolve_layer
-from .canonizers import residual_canonizers
 from .hooks import capture_output, registered, separate_activations
 from .postprocess import UPSAMPLE_MODES, upsample
+
+if TYPE_CHECKING:
+    from zennit.core import Composite
 
 #: zennit's stabiliser for excitation backprop's normalisations (TorchRay adds 1e-20)
 STABILIZER = 1e-6
@@ -78,8 +74,11 @@ class DeconvNet(ChannelMethod):
         "Zeiler & Fergus. Visualizing and Understanding Convolutional Networks. ECCV 2014. arXiv:1311.2901"
     )
     defaults = {"channel_reduction": "max_abs"}
+    libraries = ("captum",)
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import Deconvolution
+
         with separate_activations(model, inputs), torch.enable_grad():
             x = inputs.detach().requires_grad_()
             return Deconvolution(model).attribute(x, target=target).detach()
@@ -100,29 +99,6 @@ class GuidedGradCAM(ChannelMethod):
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         cams = self.gradcam.attribute(model, inputs, target)
         return guided_backprop(model, inputs, target) * cams.unsqueeze(1).to(inputs.dtype)
-
-
-class ContrastiveZPlus(BasicHook):
-    """Excitation backprop of the target minus that of its negated classifier weights, in one rule.
-
-    For input ``x >= 0`` (excitation backprop's assumption; negative parts are dropped) and weights ``W``:
-    ``x * (W+^T (R / W+ x) - W-^T (R / W- x))`` with ``W- = max(-W, 0)`` and biases ignored. Excitation
-    backprop below this layer is linear in the signal, so this equals TorchRay's two passes (negated
-    classifier to the contrast layer, then subtraction there).
-    """
-
-    def __init__(self, stabilizer: float = STABILIZER) -> None:
-        stabilize = Stabilizer.ensure(stabilizer)
-        super().__init__(
-            input_modifiers=[lambda x: x.clamp(min=0.0), lambda x: x.clamp(min=0.0)],
-            param_modifiers=[
-                ClampMod(min=0.0, zero_params=["bias"]),
-                ParamMod(lambda param, name: (-param).clamp(min=0.0), zero_params=["bias"]),
-            ],
-            output_modifiers=[lambda z: z, lambda z: z],
-            gradient_mapper=lambda grad, outputs: [grad / stabilize(outputs[0]), -grad / stabilize(outputs[1])],
-            reducer=lambda inputs, grads: inputs[0] * grads[0] + inputs[1] * grads[1],
-        )
 
 
 def classifier_name(model: nn.Module) -> str:
@@ -152,6 +128,7 @@ class ExcitationBackprop(Method):
     needs_layer = True
     layer_role = "excitation_layer"
     requires = ("propagation_rules",)
+    libraries = ("zennit",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -160,6 +137,12 @@ class ExcitationBackprop(Method):
     def composite(self, model: nn.Module) -> Composite:
         """zennit's excitation-backprop composite (``Z+`` without bias on linear layers, proportional sums and
         average pools) with batch norm passed through and residual additions as ``Sum`` modules."""
+        from zennit.composites import ExcitationBackprop as ExcitationBackpropComposite
+        from zennit.rules import Pass
+        from zennit.types import BatchNorm
+
+        from .canonizers import residual_canonizers
+
         return ExcitationBackpropComposite(
             stabilizer=STABILIZER, layer_map=[(BatchNorm, Pass())], zero_params=["bias"],
             canonizers=residual_canonizers(model),
@@ -206,10 +189,15 @@ class ContrastiveExcitationBackprop(ExcitationBackprop):
             raise ParamError(f"method {self.name!r}: rectify must be true or false, got {self.params['rectify']!r}")
 
     def composite(self, model: nn.Module) -> Composite:
-        """The excitation-backprop rules, with :class:`ContrastiveZPlus` at the classifier."""
+        """The excitation-backprop rules, with :class:`~salbench.methods.zennit_rules.ContrastiveZPlus` at the
+        classifier."""
+        from zennit.composites import NameLayerMapComposite
+
+        from .zennit_rules import ContrastiveZPlus
+
         rules = super().composite(model)
         return NameLayerMapComposite(
-            name_map=[((classifier_name(model),), ContrastiveZPlus())],
+            name_map=[((classifier_name(model),), ContrastiveZPlus(STABILIZER))],
             layer_map=rules.layer_map,
             canonizers=rules.canonizers,
         )

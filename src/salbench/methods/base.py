@@ -14,6 +14,7 @@ attribution into one map, and upsampling a layer map, are explicit, recorded par
 from __future__ import annotations
 
 import abc
+import importlib
 from typing import Any, ClassVar
 
 import torch
@@ -71,9 +72,14 @@ class Method(abc.ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: reads the model at all (False for the control baselines)
     uses_model: ClassVar[bool] = True
+    #: heavy libraries (e.g. "captum") the method imports where it runs: imported when it is built, so a job
+    #: loads only its own method's (see :mod:`~salbench.methods.lazy`) and its timed compute holds no import
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params = resolve_params("method", self.name, self.defaults, params)
+        for library in self.libraries:
+            importlib.import_module(library)
 
     @abc.abstractmethod
     def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from captum.attr import LayerGradCam
 from torch import nn
 
 from ..params import ParamError, check_choice
@@ -35,12 +34,15 @@ class GradCAM(Method):
     #: ``layer`` comes from the model spec's target layer; the layer map is upsampled bilinearly
     defaults = {"layer": None, "upsample": "bilinear"}
     needs_layer = True
+    libraries = ("captum",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         check_choice("method", self.name, "upsample", self.params["upsample"], UPSAMPLE_MODES)
 
     def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import LayerGradCam
+
         layer = resolve_layer(self, model)
         with torch.enable_grad():
             # a fresh leaf that requires grad keeps the graph alive even for a frozen model

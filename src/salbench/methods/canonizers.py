@@ -13,6 +13,10 @@
   :class:`TimmResNetCanonizer` (written here) for timm's ``BasicBlock``/``Bottleneck`` (timm ResNets and
   the project's ``small_resnet``).
 
+Architectures are matched by :func:`~salbench.methods.lazy.loaded_classes`, so a model built without timm
+never loads it. This module imports zennit (and with it torchvision): method modules import it inside the code
+paths that apply canonizers, so jobs of other methods never load them.
+
 References: Motzkus, Weber & Lapuschkin, "Measurably Stronger Explanation Reliability via Model
 Canonization", ICIP 2022 (arXiv:2202.06621); Anders et al., "Software for Dataset-wide XAI: From Local
 Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy", arXiv:2106.13200.
@@ -20,17 +24,20 @@ Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy", arXiv:2106.1
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from timm.models import resnet as timm_resnet
 from torch import nn
-from torchvision.models import densenet as tv_densenet
-from torchvision.models import resnet as tv_resnet
 from zennit.canonizers import AttributeCanonizer, Canonizer, SequentialMergeBatchNorm
 from zennit.core import collect_leaves
 from zennit.layer import Sum
 from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer, ResNetCanonizer
+
+from .lazy import TIMM_RESNET, TV_DENSENET, TV_RESNET, loaded_classes
+
+if TYPE_CHECKING:
+    from timm.models import resnet as timm_resnet
+    from torchvision.models import densenet as tv_densenet
 
 
 def _out_channels(module: nn.Module) -> int | None:
@@ -69,7 +76,7 @@ def _timm_bottleneck_branch(block: timm_resnet.Bottleneck, x: torch.Tensor) -> t
 
 def _timm_block_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """timm's block forward with the residual addition done by the ``canonizer_sum`` module."""
-    if isinstance(self, timm_resnet.Bottleneck):
+    if isinstance(self, loaded_classes(TIMM_RESNET, "Bottleneck")):
         out, act = _timm_bottleneck_branch(self, x), self.act3
     else:
         out, act = _timm_basic_branch(self, x), self.act2
@@ -89,7 +96,7 @@ class TimmResNetCanonizer(AttributeCanonizer):
 
     @staticmethod
     def _attribute_map(name: str, module: nn.Module) -> dict[str, Any] | None:
-        if isinstance(module, (timm_resnet.BasicBlock, timm_resnet.Bottleneck)):
+        if isinstance(module, loaded_classes(TIMM_RESNET, "BasicBlock", "Bottleneck")):
             return {"forward": _timm_block_forward.__get__(module), "canonizer_sum": Sum()}
         return None
 
@@ -111,7 +118,7 @@ class DenseNetCanonizer(AttributeCanonizer):
 
     @staticmethod
     def _attribute_map(name: str, module: nn.Module) -> dict[str, Any] | None:
-        if isinstance(module, tv_densenet.DenseNet):
+        if isinstance(module, loaded_classes(TV_DENSENET, "DenseNet")):
             return {
                 "forward": _densenet_forward.__get__(module),
                 "canonizer_relu": nn.ReLU(),
@@ -127,23 +134,18 @@ def _has(model: nn.Module, types: tuple[type, ...]) -> bool:
     return any(isinstance(m, types) for m in model.modules())
 
 
-def activation_canonizers(model: nn.Module) -> list[Canonizer]:
-    """Canonizers that turn functional activations and pools of known architectures into modules."""
-    return [DenseNetCanonizer()] if _has(model, (tv_densenet.DenseNet,)) else []
-
-
 def residual_canonizers(model: nn.Module) -> list[Canonizer]:
     """Canonizers that route ``model``'s residual additions through ``Sum`` modules (no batch-norm merge)."""
     canonizers: list[Canonizer] = []
-    if _has(model, (tv_resnet.BasicBlock, tv_resnet.Bottleneck)):
+    if _has(model, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
         canonizers += [ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()]
-    if _has(model, (timm_resnet.BasicBlock, timm_resnet.Bottleneck)):
+    if _has(model, loaded_classes(TIMM_RESNET, "BasicBlock", "Bottleneck")):
         canonizers.append(TimmResNetCanonizer())
     return canonizers
 
 
 def lrp_canonizers(model: nn.Module) -> list[Canonizer]:
     """Batch-norm merging plus residual sums: zennit's ``ResNetCanonizer`` for torchvision ResNets."""
-    if _has(model, (tv_resnet.BasicBlock, tv_resnet.Bottleneck)):
+    if _has(model, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
         return [ResNetCanonizer()]
     return [MatchedMergeBatchNorm(), *residual_canonizers(model)]

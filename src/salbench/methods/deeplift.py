@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from captum.attr import DeepLift
 from torch import nn
 
 from ..params import check_choice
@@ -32,6 +31,7 @@ class DeepLIFT(ChannelMethod):
     )
     #: the paper's all-zero (black) reference
     defaults = {"baseline": "black", "seed": 0, "blur_sigma": 5.0, "channel_reduction": "sum"}
+    libraries = ("captum",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -39,6 +39,8 @@ class DeepLIFT(ChannelMethod):
         check_number(self, "blur_sigma", 1e-6)
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import DeepLift
+
         p = self.params
         baseline = make_baseline(p["baseline"], model, inputs, p["seed"], p["blur_sigma"])
         with separate_activations(model, inputs), torch.enable_grad():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from captum.attr import InputXGradient, Saliency
 from torch import nn
 
 from .base import ChannelMethod, register_method
@@ -15,6 +14,8 @@ def input_gradient(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor)
     Computed by captum's :class:`~captum.attr.Saliency` (``abs=False``) on a fresh leaf, so the caller's
     tensor keeps its ``requires_grad`` and ``.grad``; parameters' ``.grad`` stay untouched.
     """
+    from captum.attr import Saliency
+
     with torch.enable_grad():
         x = inputs.detach().requires_grad_()
         return Saliency(model).attribute(x, target=target, abs=False).detach()
@@ -30,6 +31,7 @@ class Gradient(ChannelMethod):
     )
     #: the paper takes the max of |gradient| over colour channels
     defaults = {"channel_reduction": "max_abs"}
+    libraries = ("captum",)
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return input_gradient(model, inputs, target)
@@ -50,8 +52,11 @@ class InputTimesGradient(ChannelMethod):
     )
     #: a per-pixel contribution: the signed sum over channels keeps the contributions additive
     defaults = {"channel_reduction": "sum"}
+    libraries = ("captum",)
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import InputXGradient
+
         with torch.enable_grad():
             x = inputs.detach().requires_grad_()
             return InputXGradient(model).attribute(x, target=target).detach()

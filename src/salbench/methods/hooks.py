@@ -12,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import weakref
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 from torch import nn
-from zennit.canonizers import Canonizer
-from zennit.core import Composite
 
-from .canonizers import activation_canonizers
+from .lazy import TV_DENSENET, loaded_classes
+
+if TYPE_CHECKING:
+    from zennit.canonizers import Canonizer
+    from zennit.core import Composite
 
 #: parameter-free non-linearities whose backward pass a propagation rule may replace
 NONLINEAR = (
@@ -88,11 +90,12 @@ def separate_activations(model: nn.Module, probe: torch.Tensor) -> Iterator[nn.M
 
     ``probe`` is a one-item input used (once per model) to count how often each non-linearity is called.
     A module called ``k`` times is replaced, in every parent holding it, by a :class:`PerCall` with ``k``
-    copies, dispatched in call order (reset at the start of each forward by a root pre-hook). Functional
-    activations of known architectures become modules
-    (:func:`~salbench.methods.canonizers.activation_canonizers`). Everything (modules, ``inplace`` flags,
-    canonizers, the pre-hook) is restored in a ``finally``, also when the method raises. Assumes the model
-    calls its modules in the same order on every forward (true of feed-forward CNNs).
+    copies, dispatched in call order (reset at the start of each forward by a root pre-hook). A torchvision
+    DenseNet's functional last ReLU and pooling become modules
+    (:class:`~salbench.methods.canonizers.DenseNetCanonizer`; zennit loads only for such a model).
+    Everything (modules, ``inplace`` flags, canonizers, the pre-hook) is restored in a ``finally``, also when
+    the method raises. Assumes the model calls its modules in the same order on every forward (true of
+    feed-forward CNNs).
     """
     inplace = {m: m.inplace for m in model.modules() if isinstance(m, NONLINEAR) and hasattr(m, "inplace")}
     applied: list[Canonizer] = []
@@ -101,8 +104,11 @@ def separate_activations(model: nn.Module, probe: torch.Tensor) -> Iterator[nn.M
     handle = None
     try:
         reused = _count_calls(model, probe[:1])
-        for canonizer in activation_canonizers(model):
-            applied += canonizer.apply(model)
+        densenet = loaded_classes(TV_DENSENET, "DenseNet")
+        if any(isinstance(m, densenet) for m in model.modules()):
+            from .canonizers import DenseNetCanonizer
+
+            applied += DenseNetCanonizer().apply(model)
         for module in inplace:
             module.inplace = False
         for parent in list(model.modules()):

@@ -6,25 +6,24 @@ that relevance summed over channels. Batch norm is merged into the preceding lay
 split in proportion to their summands (:func:`~salbench.methods.canonizers.lrp_canonizers`); every
 activation use has its own module (:func:`~salbench.methods.hooks.separate_activations`). Activations pass
 relevance unchanged, average pooling and residual sums redistribute it in proportion to their inputs
-(zennit's ``layer_map_base``), max pooling passes it to the maximum.
+(zennit's ``layer_map_base``), max pooling passes it to the maximum. zennit loads when a composite is built.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zennit.composites import EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, layer_map_base
-from zennit.core import Composite
-from zennit.rules import AlphaBeta, Epsilon
-from zennit.types import Convolution
 
 from .base import ChannelMethod, check_number, normalisation, register_method
-from .canonizers import lrp_canonizers
 from .hooks import registered, separate_activations
+
+if TYPE_CHECKING:
+    from zennit.canonizers import Canonizer
+    from zennit.core import Composite
 
 #: zennit's default stabiliser for the rules' denominators
 STABILIZER = 1e-6
@@ -46,24 +45,31 @@ def relevance(net: nn.Module, z: torch.Tensor, target: torch.Tensor, composite: 
 
 
 class LRPMethod(ChannelMethod):
-    """An LRP variant: a zennit composite built for the network and its normalised input bounds."""
+    """An LRP variant: a zennit composite built with the network's canonizers and its normalised input bounds."""
 
     requires = ("propagation_rules",)
+    libraries = ("zennit",)
 
     @abc.abstractmethod
-    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
-        """The composite for ``net``; ``low``/``high`` bound its input (pixels 0 and 1, normalised)."""
+    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        """The composite applying ``canonizers``; ``low``/``high`` bound the network's input (pixels 0 and 1,
+        normalised)."""
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from .canonizers import lrp_canonizers
+
         net, mean, std = normalisation(model)
         z = (inputs.detach() - mean) / std
-        return relevance(net, z, target, self.composite(net, (0 - mean) / std, (1 - mean) / std))
+        return relevance(net, z, target, self.composite(lrp_canonizers(net), (0 - mean) / std, (1 - mean) / std))
 
 
-def _uniform(rule: Any, net: nn.Module) -> Composite:
-    """``rule`` on every convolution and linear layer, zennit's base map elsewhere, LRP canonizers."""
+def _uniform(rule: Any, canonizers: list[Canonizer]) -> Composite:
+    """``rule`` on every convolution and linear layer, zennit's base map elsewhere, ``canonizers``."""
+    from zennit.composites import LayerMapComposite, layer_map_base
+    from zennit.types import Convolution
+
     layer_map = layer_map_base(STABILIZER) + [(Convolution, rule), (nn.Linear, rule)]
-    return LayerMapComposite(layer_map=layer_map, canonizers=lrp_canonizers(net))
+    return LayerMapComposite(layer_map=layer_map, canonizers=canonizers)
 
 
 @register_method("lrp_epsilon")
@@ -78,8 +84,10 @@ class LRPEpsilon(LRPMethod):
         super().__init__(**params)
         check_number(self, "epsilon", 0.0)
 
-    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
-        return _uniform(Epsilon(epsilon=self.params["epsilon"]), net)
+    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        from zennit.rules import Epsilon
+
+        return _uniform(Epsilon(epsilon=self.params["epsilon"]), canonizers)
 
 
 @register_method("lrp_alpha1_beta0")
@@ -89,8 +97,10 @@ class LRPAlpha1Beta0(LRPMethod):
     citation = BACH_2015
     defaults = {"channel_reduction": "sum"}
 
-    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
-        return _uniform(AlphaBeta(alpha=1.0, beta=0.0, stabilizer=STABILIZER), net)
+    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        from zennit.rules import AlphaBeta
+
+        return _uniform(AlphaBeta(alpha=1.0, beta=0.0, stabilizer=STABILIZER), canonizers)
 
 
 @register_method("lrp_alpha2_beta1")
@@ -100,8 +110,10 @@ class LRPAlpha2Beta1(LRPMethod):
     citation = BACH_2015
     defaults = {"channel_reduction": "sum"}
 
-    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
-        return _uniform(AlphaBeta(alpha=2.0, beta=1.0, stabilizer=STABILIZER), net)
+    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        from zennit.rules import AlphaBeta
+
+        return _uniform(AlphaBeta(alpha=2.0, beta=1.0, stabilizer=STABILIZER), canonizers)
 
 
 @register_method("lrp_epsilon_plus_flat")
@@ -121,8 +133,10 @@ class LRPEpsilonPlusFlat(LRPMethod):
         super().__init__(**params)
         check_number(self, "epsilon", 0.0)
 
-    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
-        return EpsilonPlusFlat(epsilon=self.params["epsilon"], stabilizer=STABILIZER, canonizers=lrp_canonizers(net))
+    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        from zennit.composites import EpsilonPlusFlat
+
+        return EpsilonPlusFlat(epsilon=self.params["epsilon"], stabilizer=STABILIZER, canonizers=canonizers)
 
 
 @register_method("lrp_epsilon_gamma_box")
@@ -144,8 +158,10 @@ class LRPEpsilonGammaBox(LRPMethod):
         check_number(self, "epsilon", 0.0)
         check_number(self, "gamma", 0.0)
 
-    def composite(self, net: nn.Module, low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+        from zennit.composites import EpsilonGammaBox
+
         return EpsilonGammaBox(
             low=low, high=high, epsilon=self.params["epsilon"], gamma=self.params["gamma"],
-            stabilizer=STABILIZER, canonizers=lrp_canonizers(net),
+            stabilizer=STABILIZER, canonizers=canonizers,
         )

@@ -87,6 +87,7 @@ class IntegratedGradients(ChannelMethod):
         "blur_sigma": 5.0,
         "channel_reduction": "sum",
     }
+    libraries = ("captum",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -140,6 +141,7 @@ class ExpectedGradients(ChannelMethod):
         "blur_sigma": 5.0,
         "channel_reduction": "sum",
     }
+    libraries = ("captum",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -34,9 +34,9 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from timm.models import resnet as timm_resnet
 from torch import nn
-from torchvision.models import resnet as tv_resnet
+
+from .lazy import TIMM_RESNET, TV_RESNET, loaded_classes
 
 
 class UnsupportedModuleError(TypeError):
@@ -45,8 +45,6 @@ class UnsupportedModuleError(TypeError):
 #: stabiliser of the authors' code (safe division, pooled inputs)
 EPS = 1e-9
 
-#: residual blocks with a rule (their forward: branch, ``+= shortcut``, activation)
-RESIDUAL_BLOCKS = (tv_resnet.BasicBlock, tv_resnet.Bottleneck, timm_resnet.BasicBlock, timm_resnet.Bottleneck)
 #: modules through which relevance passes unchanged (ReLU passes it to its input, as in LRP)
 PASS_THROUGH = (nn.ReLU, nn.Dropout, nn.Identity)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
@@ -272,16 +270,23 @@ class Record:
     output: torch.Tensor
 
 
+def residual_blocks() -> tuple[type, ...]:
+    """The residual blocks with a rule (torchvision's and timm's; their forward: branch, ``+= shortcut``,
+    activation), of the libraries loaded: a network holds no others (:func:`~.lazy.loaded_classes`)."""
+    names = ("BasicBlock", "Bottleneck")
+    return loaded_classes(TV_RESNET, *names) + loaded_classes(TIMM_RESNET, *names)
+
+
 def residual_parts(block: nn.Module) -> tuple[list[nn.Module], nn.Module | None]:
     """``(branch modules in forward order, downsample or None)`` of a supported residual block."""
-    if isinstance(block, (tv_resnet.BasicBlock, tv_resnet.Bottleneck)):
+    if isinstance(block, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
         names = ["conv1", "bn1", "relu", "conv2", "bn2"]
-        if isinstance(block, tv_resnet.Bottleneck):
+        if isinstance(block, loaded_classes(TV_RESNET, "Bottleneck")):
             names += ["relu", "conv3", "bn3"]
     else:
         if block.se is not None or not isinstance(block.drop_path, (type(None), nn.Identity)):
             raise UnsupportedModuleError("relevance rules support timm ResNet blocks without attention or drop path")
-        if isinstance(block, timm_resnet.BasicBlock):
+        if isinstance(block, loaded_classes(TIMM_RESNET, "BasicBlock")):
             names = ["conv1", "bn1", "drop_block", "act1", "aa", "conv2", "bn2"]
         else:
             names = ["conv1", "bn1", "act1", "conv2", "bn2", "drop_block", "act2", "aa", "conv3", "bn3"]
@@ -291,8 +296,9 @@ def residual_parts(block: nn.Module) -> tuple[list[nn.Module], nn.Module | None]
 def _summand_modules(net: nn.Module) -> set[nn.Module]:
     """Modules whose outputs are summands of a residual addition (saved before the in-place ``+=``)."""
     kept = set()
+    blocks = residual_blocks()
     for block in net.modules():
-        if isinstance(block, RESIDUAL_BLOCKS):
+        if isinstance(block, blocks):
             branch, downsample = residual_parts(block)
             kept.add(branch[-1])
             if downsample is not None:
@@ -355,6 +361,7 @@ class Propagation:
         self.net, self.records, self.weighted = net, records, weighted
         self.low, self.high = bounds
         self.overrides = overrides or {}
+        self.blocks = residual_blocks()
         layers = [m for m in records if isinstance(m, WEIGHTED)]
         self.first = min(layers, key=lambda m: records[m].index) if layers else None
         self.start: nn.Module | None = None
@@ -386,12 +393,12 @@ class Propagation:
         elif relevance is None:
             if module not in self.above_start:
                 return None
-            if isinstance(module, RESIDUAL_BLOCKS):
+            if isinstance(module, self.blocks):
                 raise UnsupportedModuleError("relevance propagation cannot start inside a residual block")
             return self.chain(module, None)
         if module in self.overrides:
             return self.overrides[module](self.input_of(module), relevance)
-        if isinstance(module, RESIDUAL_BLOCKS):
+        if isinstance(module, self.blocks):
             return self.block(module, relevance)
         if isinstance(module, WEIGHTED):
             x = self.input_of(module)
