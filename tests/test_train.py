@@ -6,7 +6,8 @@ import torch
 
 from salbench.data import create_dataset
 from salbench.models import build_model
-from salbench.train import random_dihedral, train_classifier
+from salbench.params import ParamError
+from salbench.train import classification_loss, make_scheduler, random_dihedral, random_flip_crop, train_classifier
 from trained import trained_default
 
 SETTINGS = {"lr": 0.01, "batch_size": 32, "weight_decay": 0.0, "seed": 5, "progress": False}
@@ -79,3 +80,81 @@ def test_random_dihedral_draws_each_symmetry_of_the_square():
 def test_default_training_reaches_the_target_accuracy(arch):
     """The embedded default's recipe (its data set and training settings) gives >= 90% validation accuracy."""
     assert trained_default(arch).metrics["final_val_accuracy"] >= 0.9
+
+
+# The CoDA-Net recipe options (Böhle et al. 2021): loss, optimizer, schedule, augmentation
+
+
+@pytest.mark.parametrize("key, value", [("loss", "mse"), ("optimizer", "sgd"), ("schedule", "cosine"),
+                                        ("augmentation", "mixup"), ("lr_step", 0), ("lr_step", 2.5),
+                                        ("lr_decay", 0.5), ("crop_padding", -1), ("crop_padding", True)])
+def test_recipe_options_are_validated_naming_the_key(tiny, key, value):
+    with pytest.raises(ParamError, match=f"train 'small_cnn': {key}"):
+        _train(tiny, **{key: value})
+
+
+def test_bce_is_binary_cross_entropy_against_one_hot_targets():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    targets = torch.tensor([0, 2])
+    one_hot = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
+    p = torch.sigmoid(logits)
+    expected = -(one_hot * p.log() + (1 - one_hot) * (1 - p).log()).mean()
+    torch.testing.assert_close(classification_loss(logits, targets, "bce"), expected)
+    torch.testing.assert_close(classification_loss(logits, targets, "cross_entropy"),
+                               -torch.log_softmax(logits, 1)[[0, 1], [0, 2]].mean())
+
+
+def test_step_schedule_divides_the_rate_every_lr_step_epochs():
+    """lr * 1.5 ** -floor(epoch / 30) in the paper; here 2 steps per epoch, a step every 2 epochs."""
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
+    schedule = make_scheduler(optimizer, "step", 0.3, epochs=6, steps=2, lr_step=2, lr_decay=1.5)
+    rates = []
+    for _ in range(12):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.3] * 4 + [0.2] * 4 + [0.3 / 2.25] * 4)
+
+
+def test_random_flip_crop_is_a_seeded_flip_and_shift_of_the_padded_image():
+    x = torch.arange(1, 2 * 36 + 1, dtype=torch.float32).view(1, 2, 6, 6).repeat(300, 1, 1, 1)
+    out = random_flip_crop(x, torch.Generator().manual_seed(0), padding=2)
+    assert out.shape == x.shape
+    assert torch.equal(out, random_flip_crop(x, torch.Generator().manual_seed(0), padding=2))
+    padded = {flip: torch.nn.functional.pad(x[0].flip(-1) if flip else x[0], (2, 2, 2, 2)) for flip in (0, 1)}
+    windows = {(flip, dy, dx): padded[flip][:, dy:dy + 6, dx:dx + 6] for flip in (0, 1)
+               for dy in range(5) for dx in range(5)}
+    seen = set()
+    for image in out:
+        match = [key for key, window in windows.items() if torch.equal(image, window)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert len(seen) == len(windows)  # every flip and offset is drawn
+    flips_only = random_flip_crop(x, torch.Generator().manual_seed(1), padding=0)
+    assert {tuple(f.flatten().tolist()) for f in flips_only} == {tuple(x[0].flatten().tolist()),
+                                                               tuple(x[0].flip(-1).flatten().tolist())}
+
+
+def test_bce_adam_step_recipe_trains_and_is_recorded(tiny):
+    recipe = {"loss": "bce", "optimizer": "adam", "schedule": "step", "lr_step": 4, "lr_decay": 1.5,
+              "augmentation": "flip_crop", "crop_padding": 4}
+    _, metrics = _train(tiny, epochs=12, lr=0.003, augment=False, **recipe)
+    assert metrics["train_loss"][-1] < 0.6 * metrics["train_loss"][0]
+    assert {key: metrics[key] for key in recipe} == recipe
+    assert metrics["cpu_seconds"] > 0
+
+
+def test_coda_net_trains_with_the_recipe_seeded():
+    source = create_dataset("shapes", n_train=16, n_val=8, n_eval=0, seed=2)
+    items = source.generate("train"), source.generate("val")
+    recipe = {"loss": "bce", "optimizer": "adam", "schedule": "step", "augmentation": "flip_crop", "epochs": 1,
+              "lr": 0.001, "batch_size": 8, "weight_decay": 0.0, "seed": 3, "progress": False}
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model("small_coda", 6)
+        before = model.net.layers[0].weight.detach().clone()
+        metrics = train_classifier(model, *items, **recipe)
+        weights.append(model.net.layers[0].weight.detach())
+    assert not torch.equal(before, weights[0]) and torch.equal(*weights)
+    assert metrics["loss"] == "bce" and 0 < metrics["train_loss"][0] < 1

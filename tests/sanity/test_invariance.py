@@ -122,6 +122,16 @@ def test_first_layer_must_be_a_convolution():
         mean_shifted_model(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), 1.0)
 
 
+def test_a_coda_net_is_compensated_in_its_normalisation():
+    """A dynamic alignment unit has no bias: the wrapper's mean absorbs the shift, and the CoDA contributions
+    (over the network's own input) are invariant while gradient x input in pixel space is not."""
+    model = build_model("small_coda", NUM_CLASSES).eval()
+    x, t = images(3), torch.arange(3) % NUM_CLASSES
+    assert_same_logits(model, mean_shifted_model(model, -1.0), x, torch.full((1, 3, 1, 1), -1.0), 1e-5, 3)
+    assert input_invariance(create_method("coda_contributions"), model, x, t)["relative_l1"].max() < 1e-5
+    assert input_invariance(create_method("input_x_gradient"), model, x, t)["relative_l1"].min() > 0.2
+
+
 def test_gradient_is_invariant_input_times_gradient_is_not():
     """Kindermans et al.: the gradient does not see the shift; gradient x input (and IG from zero) do."""
     x, t = images(4), torch.arange(4) % NUM_CLASSES

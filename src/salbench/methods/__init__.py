@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (registers the methods)
     backprop,
     cam,
     cam_family,
+    coda,
     controls,
     deeplift,
     extremal,

@@ -14,6 +14,10 @@ padding, where a bias cannot compensate it; the shifted model therefore pads tha
 shifted value of zero (``c / std``) instead (:class:`ShiftPaddedConv2d`), which makes the two models
 agree on every output, borders included. Other padding modes (reflect, replicate, circular) carry the
 shift into the padding by themselves and only get the bias compensation.
+
+A network whose first layer is no convolution (a CoDA-Net's dynamic alignment unit has no bias to
+compensate with) is compensated in its wrapper instead: the normalisation mean moves by ``c``, so the
+network sees exactly its original input. Methods that work in pixel space still see ``x + c``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch import nn
 
 from ..methods.base import Method, normalisation
 from ..methods.controls import seeds_from
+from ..models.base import NormalizedClassifier
 from ..models.layers import randomisation_order
 from ..saliency import compute_maps
 
@@ -75,16 +80,22 @@ def first_layer(model: nn.Module) -> str:
 def mean_shifted_model(model: nn.Module, shift: float | Sequence[float] | torch.Tensor) -> nn.Module:
     """A deep copy of ``model`` with ``copy(x + shift) == model(x)`` for pixel-space inputs ``x``.
 
-    The first parameterised layer must be a :class:`~torch.nn.Conv2d` applied directly to the network's
-    (normalised) input. Its bias becomes ``b - W d`` with ``d = shift / std`` (a bias is added if it had
+    A first parameterised layer that is a :class:`~torch.nn.Conv2d` applied directly to the network's
+    (normalised) input gets the bias ``b - W d`` with ``d = shift / std`` (a bias is added if it had
     none), computed by convolving a constant ``d`` image so groups and dilation are honoured; zero
-    padding becomes padding with ``d`` (see the module docstring). ``model`` itself is untouched.
+    padding becomes padding with ``d`` (see the module docstring). Any other first layer of a
+    :class:`~salbench.models.base.NormalizedClassifier` is compensated by its normalisation mean.
+    ``model`` itself is untouched.
     """
     shifted = copy.deepcopy(model)
     name = first_layer(shifted)
     conv = shifted.get_submodule(name)
     if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"first layer {name!r} is a {type(conv).__name__}; the input-shift compensation needs a Conv2d")
+        if isinstance(shifted, NormalizedClassifier):
+            shifted.mean += _channel_shift(shift, shifted.mean.shape[1]).to(shifted.mean)
+            return shifted
+        raise TypeError(f"first layer {name!r} is a {type(conv).__name__}; the input-shift compensation needs a "
+                        "Conv2d (or a NormalizedClassifier wrapper)")
     _, _, std = normalisation(shifted)
     pixel_shift = _channel_shift(shift, conv.in_channels).to(conv.weight)
     d = (pixel_shift / std).to(conv.weight)  # [1,C,1,1]: the shift as the first layer sees it
