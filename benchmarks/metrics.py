@@ -4,13 +4,16 @@ On the embedded default's CNN (``small_cnn``, random weights, 64 px RGB, smooth 
 perturbation metric (deletion, insertion, road_morf, road_lerf, infidelity, pixel_removal) is timed
 against its compute floor: the bare forward passes it needs (the same number of perturbed rows, in chunks
 of the same ``max_batch``, on inputs built beforehand) in the same process; ``ratio_floor`` = floor /
-ours, target >= 0.9. ROAD's floor holds nothing for the imputation: its share of our time is reported on
-its own (``imputation_share``; the imputation alone, timed on the same masks), and
+ours, target >= 0.9. Max-sensitivity's floor is the saliency method it re-runs (plain gradients) on as
+many pre-built inputs in the same chunks. ROAD's floor holds nothing for the imputation: its share of our
+time is reported on its own (``imputation_share``; the imputation alone, timed on the same masks), and
 ``ratio_floor_plus_imputation`` = (floor + imputation) / ours is what is left for everything else.
 
-Libraries, on the same inputs and the same number of steps: deletion against ``quantus.PixelFlipping``
-(black baseline, ``3*H*W/steps`` features per step: it ranks the map broadcast over the channels, so a
-step flips the same pixels in all three; 12 steps, as Quantus needs H*W divisible by that number);
+Libraries, on the same inputs and the same number of steps: max-sensitivity against
+``quantus.MaxSensitivity`` re-running the same method (its own noise, the same radius and sample count);
+deletion against ``quantus.PixelFlipping`` (black baseline, ``3*H*W/steps`` features per step: it ranks
+the map broadcast over the channels, so a step flips the same pixels in all three; 12 steps, as Quantus
+needs H*W divisible by that number);
 ROAD against pytorch_grad_cam's ``ROADMostRelevantFirst`` / ``ROADLeastRelevantFirst`` at the matching
 percentiles (per item and percentile a scipy sparse solve on the CPU; called without its extra forward of
 the clean input) and against ``quantus.ROAD``. Quantus 0.6's ROAD raises an IndexError on RGB images
@@ -24,7 +27,7 @@ are medians over rounds of paired process CPU seconds on the CPU (wall seconds o
 
     .venv/bin/python benchmarks/metrics.py [--items 32] [--max-batch 32] [--repeats 3] [--threads 1]
 
-Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-metrics.json``.
+Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-metrics.json`` (``...-metrics-<case>-...json`` with ``--cases``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostReleva
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from salbench.methods import Method, create_method
 from salbench.metrics import ScoringBatch, create_metric
 from salbench.metrics.base import Metric, saliency_ranks
 from salbench.metrics.faithfulness import Road
@@ -59,7 +63,10 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("road_lerf (10..90 %)", "road_lerf", {}),
     ("infidelity (128 samples)", "infidelity", {"n_samples": 128}),
     ("pixel_removal (25 %)", "pixel_removal", {}),
+    ("max_sensitivity (8 samples)", "max_sensitivity", {"n_samples": 8}),
 ]
+#: the saliency method max-sensitivity re-runs on the perturbed inputs
+SENSITIVITY_METHOD = "gradient"
 
 
 class Grey(nn.Module):
@@ -87,7 +94,8 @@ def forward_chunks(metric: Metric, n: int) -> list[int]:
     p = metric.params
     per_item = {"deletion": p.get("steps", 0) + 1, "insertion": p.get("steps", 0) + 1,
                 "road_morf": len(p.get("percentages", ())), "road_lerf": len(p.get("percentages", ())),
-                "infidelity": p.get("n_samples", 0), "pixel_removal": 1}[metric.name]
+                "infidelity": p.get("n_samples", 0), "pixel_removal": 1,
+                "max_sensitivity": p.get("n_samples", 0)}[metric.name]
     rows = n * per_item
     chunks = [min(p["max_batch"], rows - start) for start in range(0, rows, p["max_batch"])]
     return [n, *chunks] if metric.name == "infidelity" else chunks  # infidelity also reads the intact logits
@@ -101,6 +109,19 @@ def forward_floor(model: nn.Module, chunks: list[int], like: torch.Tensor) -> Ca
         with torch.inference_mode():
             for size in chunks:
                 model(inputs[:size])
+
+    return call
+
+
+def method_floor(method: Method, model: nn.Module, chunks: list[int], like: torch.Tensor,
+                 targets: torch.Tensor) -> Callable[[], None]:
+    """The bare method calls: ``method`` on pre-built inputs of the given chunk sizes (max-sensitivity's floor)."""
+    inputs = torch.rand((max(chunks), *like.shape[1:]), dtype=like.dtype, device=like.device)
+    labels = targets.repeat(max(chunks) // len(targets) + 1)[: max(chunks)]
+
+    def call() -> None:
+        for size in chunks:
+            method.attribute(model, inputs[:size], labels[:size])
 
     return call
 
@@ -153,6 +174,21 @@ def quantus_pixel_flipping(model: nn.Module, images: torch.Tensor, maps: torch.T
     return lambda: flipping(model=model, x_batch=x, y_batch=y, a_batch=a, device=device, batch_size=len(x))
 
 
+def quantus_max_sensitivity(model: nn.Module, method: Method, images: torch.Tensor, maps: torch.Tensor,
+                             targets: torch.Tensor, samples: int) -> Callable[[], Any]:
+    """``quantus.MaxSensitivity`` (its default noise, radius 0.2) re-running the same ``method``, whole batch."""
+    sensitivity = quantus.MaxSensitivity(nr_samples=samples, disable_warnings=True)
+
+    def explain(model: nn.Module, inputs: Any, targets: Any, **kwargs: Any) -> Any:
+        x, y = torch.as_tensor(inputs, device=images.device), torch.as_tensor(targets, device=images.device)
+        return method.attribute(model, x, y).detach().cpu().numpy()
+
+    x, y, a = images.cpu().numpy(), targets.cpu().numpy(), maps.cpu().numpy()[:, None]
+    device = str(images.device)
+    return lambda: sensitivity(model=model, x_batch=x, y_batch=y, a_batch=a, explain_func=explain, device=device,
+                               batch_size=len(x))
+
+
 def timed(calls: dict[str, Callable[[], Any]], rounds: int, sync: Callable[[], None]) -> dict[str, list[float]]:
     """Seconds (CPU on the CPU, synchronised wall on a GPU) of each call over alternating rounds, after a warm-up."""
     def run(call: Callable[[], Any]) -> None:
@@ -183,10 +219,15 @@ def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
                sync: Callable[[], None]) -> dict[str, Any]:
     """One metric against its floor, ROAD's imputation alone, and the libraries that compute it."""
     metric = create_metric(name, **params, max_batch=max_batch)
-    batch = ScoringBatch(images, maps, targets, model=model)
-    calls: dict[str, Callable[[], Any]] = {"ours": lambda: metric.score(batch),
-                                           "floor": forward_floor(model, forward_chunks(metric, len(images)), images)}
+    chunks = forward_chunks(metric, len(images))
+    method = create_method(SENSITIVITY_METHOD) if metric.needs_method else None
+    batch = ScoringBatch(images, maps, targets, model=model, method=method)
+    floor = (method_floor(method, model, chunks, images, targets) if method is not None
+             else forward_floor(model, chunks, images))
+    calls: dict[str, Callable[[], Any]] = {"ours": lambda: metric.score(batch), "floor": floor}
     row: dict[str, Any] = {"case": label, "metric": name, "params": metric.params, "items": len(images)}
+    if method is not None:
+        row["method"] = SENSITIVITY_METHOD
     if isinstance(metric, Road):
         calls["imputation"] = road_imputation(metric, images, maps)
         calls["pytorch_grad_cam"] = pytorch_grad_cam_road(
@@ -195,6 +236,9 @@ def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
             quantus_road(model, images, maps, targets, (10, 50), metric.most_relevant_first)()
         except Exception as error:  # noqa: BLE001 - the failure itself is the result
             row["quantus_rgb_error"] = f"{type(error).__name__}: {error}"
+    if method is not None:
+        calls["quantus_MaxSensitivity"] = quantus_max_sensitivity(model, method, images, maps, targets,
+                                                                  metric.params["n_samples"])
     if name == "deletion":  # Quantus skips the intact image: one forward per item fewer than the RISE curve
         calls["quantus_PixelFlipping"] = quantus_pixel_flipping(model, images, maps, targets, params["steps"])
         row["forwards_per_item"] = {"ours": params["steps"] + 1, "quantus_PixelFlipping": params["steps"]}
@@ -278,7 +322,8 @@ def main() -> None:
                 "medians over rounds of paired " + ("process CPU" if sync is _no_sync else "wall") + " seconds",
         "results": results,
     }
-    write_results(args.out, "metrics", payload)
+    # a partial run (--cases) gets its own file, so it never replaces the day's full run
+    write_results(args.out, "-".join(["metrics", *(args.cases or [])]), payload)
 
 
 if __name__ == "__main__":

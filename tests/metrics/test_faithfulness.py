@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from salbench.metrics import ScoringBatch, create_metric
+from salbench.metrics.base import saliency_ranks, top_pixels
 from salbench.metrics.faithfulness import deletion_curves, trapezoid_auc
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
@@ -282,6 +284,48 @@ def test_pixel_removal_removes_the_least_important_quarter():
     np.testing.assert_allclose(sigmoid, expected, rtol=1e-6)
     assert create_metric("pixel_removal").params == {"fraction": 0.25, "baseline": "black", "readout": "sigmoid",
                                                       "max_batch": 256}
+
+
+def test_pixel_removal_reads_the_probability_the_model_was_trained_for():
+    _, images, region, targets = region_setup(n=2)
+    model = small_cnn()  # three classes: softmax and sigmoid differ
+    maps = region.float().expand(2, SIZE, SIZE) + 0.01 * torch.rand(2, SIZE, SIZE)
+    batch = ScoringBatch(images, maps, targets, model=model)
+    default = create_metric("pixel_removal", readout="probability").score(batch)  # a softmax spec
+    np.testing.assert_array_equal(default, create_metric("pixel_removal", readout="softmax").score(batch))
+    model.spec = SimpleNamespace(probability="sigmoid")
+    by_spec = create_metric("pixel_removal", readout="probability").score(batch)
+    np.testing.assert_array_equal(by_spec, create_metric("pixel_removal", readout="sigmoid").score(batch))
+    assert not np.array_equal(by_spec, default)
+
+
+@pytest.mark.parametrize("levels", [3, 1000])
+def test_top_pixels_is_the_sorted_order_prefix_with_ties_row_major(levels):
+    g = torch.Generator().manual_seed(levels)
+    maps = torch.randint(-levels, levels, (4, 5, 7), generator=g).float()  # 3 levels: many ties at every threshold
+    maps[0] = 0.0
+    maps[1, 0] = -0.0  # equal to 0.0, as for the sort
+    ranks = saliency_ranks(maps)
+    for count in range(0, 36):
+        torch.testing.assert_close(top_pixels(maps, count), ranks < count, rtol=0, atol=0)
+    torch.testing.assert_close(top_pixels(maps, 99), torch.ones(4, 35, dtype=torch.bool))
+
+
+def test_pixel_removal_matches_a_per_item_sort_with_ties_and_chunks():
+    model, targets = small_cnn(), torch.tensor([0, 2, 1])
+    images = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    maps = torch.randint(0, 4, (3, SIZE, SIZE), generator=torch.Generator().manual_seed(6)).float()
+    expected = []
+    for image, saliency, target in zip(images, maps, targets):
+        order = torch.argsort(saliency.flatten(), stable=True)[: SIZE * SIZE // 4]  # least important first
+        x = image.clone().reshape(3, -1)
+        x[:, order] = 0.0
+        with torch.no_grad():
+            expected.append(model(x.reshape(1, 3, SIZE, SIZE))[0, target].sigmoid().item())
+    for max_batch in (1, 2, 256):
+        values = create_metric("pixel_removal", max_batch=max_batch).score(ScoringBatch(images, maps, targets,
+                                                                                         model=model))
+        np.testing.assert_allclose(values, expected, rtol=1e-6)
 
 
 # --- infidelity --------------------------------------------------------------------------------------------

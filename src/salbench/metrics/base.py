@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from torch import nn
 
 from ..params import ParamError, resolve_params
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..methods.base import Method
 
 METRICS: Registry[type["Metric"]] = Registry("metric")
 
@@ -51,6 +54,7 @@ class ScoringBatch:
     targets: torch.Tensor  # [N] long
     masks: torch.Tensor | None = None  # [N,H,W] bool ground truth of the target's object
     model: nn.Module | None = None  # eval mode, on the scoring device
+    method: "Method | None" = None  # the saliency method that made ``maps`` (built for ``model``), to re-run it
 
 
 class Metric(abc.ABC):
@@ -61,6 +65,8 @@ class Metric(abc.ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     needs_model: ClassVar[bool] = False
     needs_mask: ClassVar[bool] = False
+    #: re-runs the saliency method on perturbed inputs (the score job then builds the method)
+    needs_method: ClassVar[bool] = False
     aggregate: ClassVar[str] = "mean"
     #: True when larger values are better (the report's ranks follow it)
     higher_is_better: ClassVar[bool] = True
@@ -84,6 +90,12 @@ class Metric(abc.ABC):
             raise ValueError(f"{self.name} needs the model")
         return batch.model
 
+    def method(self, batch: ScoringBatch) -> "Method":
+        """The batch's saliency method; an error naming this metric when there is none."""
+        if batch.method is None:
+            raise ValueError(f"{self.name} needs the saliency method (score with --method)")
+        return batch.method
+
     def masks(self, batch: ScoringBatch) -> torch.Tensor:
         """The batch's ground-truth masks as bool ``[N,H,W]``; an error naming this metric when there are none."""
         if batch.masks is None:
@@ -101,3 +113,19 @@ def saliency_ranks(maps: torch.Tensor) -> torch.Tensor:
     order = flat.argsort(dim=1, descending=True, stable=True)
     positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
     return torch.empty_like(order).scatter_(1, order, positions)
+
+
+def top_pixels(maps: torch.Tensor, count: int) -> torch.Tensor:
+    """``[N,H*W]`` bool: each map's ``count`` most salient pixels, ties in row-major order.
+
+    The same set as ``saliency_ranks(maps) < count`` without sorting: a selection finds the ``count``-th
+    largest value, every larger pixel is in, and the first pixels (row-major) equal to it fill the rest.
+    """
+    flat = maps.reshape(maps.shape[0], -1)
+    pixels = flat.shape[1]
+    if count <= 0 or count >= pixels:
+        return torch.full_like(flat, count > 0, dtype=torch.bool)
+    threshold = flat.kthvalue(pixels - count + 1, dim=1, keepdim=True).values
+    above, tied = flat > threshold, flat == threshold
+    missing = count - above.sum(dim=1, keepdim=True)
+    return above | (tied & (tied.cumsum(dim=1) <= missing))

@@ -10,8 +10,7 @@ solve) and for the forward pass together.
 - ``pixel_removal``: Böhle, Fritz & Schiele, CoDA-Nets, CVPR 2021 (least important pixels first).
 - ``infidelity``: Yeh et al., NeurIPS 2019 (noisy-baseline perturbations, optimally scaled map).
 
-Max-sensitivity (Yeh et al. 2019) is not here: it re-runs the saliency method on perturbed inputs, which a
-score job (maps in, numbers out) cannot do.
+Max-sensitivity (Yeh et al. 2019) re-runs the saliency method on perturbed inputs: it is in :mod:`.robustness`.
 """
 
 from __future__ import annotations
@@ -20,13 +19,12 @@ import abc
 from typing import Any, Callable, ClassVar
 
 import numpy as np
-import scipy.ndimage
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..params import ParamError, check_choice
-from .base import Metric, ScoringBatch, register_metric, saliency_ranks
+from .base import Metric, ScoringBatch, register_metric, saliency_ranks, top_pixels
 from .imputation import noisy_linear_imputation
 
 BASELINES = ("mean", "black")
@@ -130,6 +128,8 @@ def rise_blur_kernel(size: int, sigma: float) -> np.ndarray:
     filter's default reflecting border folds the tails back into the window, so the taps sum to 1 and are
     flatter than a truncated Gaussian. The 2-D kernel is the outer product of these taps.
     """
+    import scipy.ndimage
+
     impulse = np.zeros(size)
     impulse[size // 2] = 1.0
     return scipy.ndimage.gaussian_filter1d(impulse, sigma)
@@ -328,7 +328,8 @@ class PixelRemoval(Metric):
     #: reads the sigmoid of the true class's logit; here removal sets pixels to a pixel-space baseline colour
     #: (black by default; zeroing both halves of CoDA's encoding is no pixel-space image). The per-item value
     #: is the end point of CoDA's curve (25 %), whose mean over items is the number CoDA reports; CoDA's 128
-    #: sample points only draw the curve. Softmax-trained models should use ``readout: softmax``.
+    #: sample points only draw the curve. ``readout: probability`` reads the probability the way the model was
+    #: trained (its spec: sigmoid for CoDA-Nets, softmax for cross-entropy models).
     defaults = {"fraction": 0.25, "baseline": "black", "readout": "sigmoid", "max_batch": 256}
     needs_model = True
 
@@ -336,19 +337,23 @@ class PixelRemoval(Metric):
         super().__init__(**params)
         self.check_number("fraction", 0, maximum=1)
         check_choice("metric", self.name, "baseline", self.params["baseline"], BASELINES)
-        check_choice("metric", self.name, "readout", self.params["readout"], ("sigmoid", "softmax"))
+        check_choice("metric", self.name, "readout", self.params["readout"], ("sigmoid", "softmax", "probability"))
         self.check_number("max_batch", 1, integer=True)
 
     def score(self, batch: ScoringBatch) -> np.ndarray:
         p, images, model = self.params, batch.images, self.model(batch)
+        kind = getattr(getattr(model, "spec", None), "probability", "softmax") if p["readout"] == "probability" \
+            else p["readout"]
         fill = baseline_colour(model, p["baseline"], images)
-        ranks = saliency_ranks(-batch.maps.to(images.device))  # least important first (ties row-major)
-        count = torch.tensor([int(p["fraction"] * ranks.shape[1])], device=images.device)
+        height, width = images.shape[-2:]
+        # least important first (ties row-major): one selection per item, no sort (CoDA sorts every pixel)
+        removed = top_pixels(-batch.maps.to(images.device), int(p["fraction"] * height * width))
+        removed = removed.reshape(-1, 1, height, width)
 
         def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            return reveal(ranks[i], count[k], fill, images[i])
+            return torch.where(removed[i], fill, images[i])
 
-        readout = target_readout(batch.targets.to(images.device), p["readout"])
+        readout = target_readout(batch.targets.to(images.device), kind)
         curves = perturbation_curves(model, perturb, readout, len(images), 1, p["max_batch"], images.device)
         return as_numpy(curves[:, 0])
 
