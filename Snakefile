@@ -21,6 +21,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/saliency.smk"
 include: "workflow/rules/sanity.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/grid.smk"
 include: "workflow/rules/report.smk"
 
 

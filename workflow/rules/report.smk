@@ -5,6 +5,7 @@ rule report:
         data=expand("results/{dataset}/data.zarr", dataset=DATASETS),
         sanity=[sanity_table(*job) for job in SANITY_JOBS],
         cascades=[sanity_cascade(*job) for job in SANITY_JOBS if job[0] in MODEL_CHECK_DATASETS],
+        grids=[grid_table(*job) for job in GRID_JOBS],
     output:
         html=f"reports/{STUDY}/index.html",
         summary=report(
@@ -38,6 +39,6 @@ rule report:
     conda:
         "../../environment.yml"
     shell:
-        "salbench report --config-json {params.config:q} --scores {input.scores} --maps {input.maps}"
+        "salbench report --config-json {params.config:q} --scores {input.scores} {input.grids} --maps {input.maps}"
         " --data {params.data} --html {output.html} --summary {output.summary} --sanity {input.sanity}"
         " --cascades {input.cascades} > {log} 2>&1"

@@ -1,0 +1,59 @@
+# Grid localisation (Böhle et al. 2021, CoDA-Nets) on single-object data sets, when the config has a `grid`
+# section: the grids of confidently classified images of distinct classes, once per (data set, model), then
+# each method's share of positive attribution inside the explained class's cell (tidy, like the score tables).
+
+
+rule build_grid:
+    input:
+        data="results/{dataset}/data.zarr",
+        checkpoint=model_checkpoint,
+    output:
+        directory("results/{dataset}/{model}/grid.zarr"),
+    log:
+        "logs/build_grid/{dataset}/{model}.log",
+    wildcard_constraints:
+        dataset=_alternatives(GRID_DATASETS),
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        settings=grid_json,
+        device=config["device"],
+        batch_size=config["batch_size"],
+        code=grid_code,
+    conda:
+        "../../environment.yml"
+    shell:
+        "salbench build-grid --dataset {wildcards.dataset} --model {wildcards.model} --data {input.data}"
+        " --checkpoint {input.checkpoint} --settings {params.settings:q} --batch-size {params.batch_size}"
+        " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule grid_localisation:
+    input:
+        grids="results/{dataset}/{model}/grid.zarr",
+        checkpoint=model_checkpoint,
+    output:
+        "results/{dataset}/{model}/grid/{method}.parquet",
+    log:
+        "logs/grid_localisation/{dataset}/{model}/{method}.log",
+    wildcard_constraints:
+        dataset=_alternatives(GRID_DATASETS),
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        name=method_name,
+        spec=method_params,
+        layer=layer_option,
+        seed=config["seed"],
+        device=config["device"],
+        batch_size=config["batch_size"],
+        code=grid_score_code,
+    conda:
+        "../../environment.yml"
+    shell:
+        "salbench grid-score --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
+        " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --grids {input.grids}"
+        " --checkpoint {input.checkpoint} --seed {params.seed} --batch-size {params.batch_size}"
+        " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"
