@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import subprocess
-import sys
-from pathlib import Path
+import shutil
 
 import pandas as pd
 import pytest
 import yaml
+from workflow_runs import ROOT, TINY, planned_jobs, snakemake
 
-ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-TINY = Path(__file__).with_name("config_tiny.yaml")
+from salbench.store import open_store
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-           "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Rule -> job count from a dry run's job-stats table (empty when nothing is to be done)."""
-    counts = {}
-    in_table = False
-    for line in (result.stdout + result.stderr).splitlines():
-        if line.startswith("job ") and "count" in line:
-            in_table = True
-            continue
-        if in_table:
-            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if match and match.group(1) != "total":
-                counts[match.group(1)] = int(match.group(2))
-            elif line.strip().startswith("total"):
-                break
-    return counts
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[Path, Path]:
-    workdir = tmp_path_factory.mktemp("study")
-    config = workdir / "config.yaml"
-    config.write_text(TINY.read_text())
-    result = snakemake(workdir, config)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir, config
 
 
 def test_full_run_writes_report_and_stores(finished_run):
@@ -63,10 +29,17 @@ def test_full_run_writes_report_and_stores(finished_run):
         assert method in html
     assert 'id="sanity"' in html and "sanity_cascade.png" in html
     verdicts = pd.read_csv(workdir / "reports" / "tiny" / "sanity_verdicts.csv")
-    assert {"model_sensitivity", "data_randomisation", "input_invariance", "input_sensitivity", "class_sensitivity",
-            "random_logit"} == set(verdicts["check"])
+    assert {"model_sensitivity", "top_layer_sensitivity", "data_randomisation", "input_invariance",
+            "input_sensitivity", "class_sensitivity", "random_logit"} == set(verdicts["check"])
+    grid = open_store(workdir / "results/shapes/cnn/grid.zarr")
+    assert grid.attrs["n"] == 2 and grid.attrs["seed"] == 42  # the tiny model may build no grid (allow_empty)
+    assert grid.attrs["n_grids_built"] > 0 or grid.attrs["empty_reason"]
+    for method in ("gradient", "gradcam", "random", "sobel", "centre"):
+        table = pd.read_parquet(workdir / f"results/shapes/cnn/grid/{method}.parquet")
+        assert len(table) == 4 * grid.attrs["n_grids_built"] and set(table["metric"]) <= {"grid_localisation_2x2"}
+        assert not (workdir / f"results/shapes_pair/cnn/grid/{method}.parquet").exists()  # single-object data only
     for rule in ("get_dataset", "prepare_dataset", "train_model", "train_permuted_model", "saliency", "score",
-                 "sanity", "report"):
+                 "sanity", "build_grid", "grid_localisation", "report"):
         assert any((workdir / "logs" / rule).rglob("*.log")), f"no log for rule {rule}"
 
 
@@ -87,8 +60,30 @@ def test_changing_one_method_params_reruns_only_its_jobs(finished_run):
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result) == {"saliency": 2, "score": 2, "sanity_model_checks": 1, "sanity_class_checks": 1,
-                                    "report": 1, "all": 1}
+                                    "grid_localisation": 1, "report": 1, "all": 1}
     assert "method=gradcam" in result.stdout
+
+
+def test_editing_one_method_module_reruns_only_its_jobs(finished_run, tmp_path):
+    """Rules carry a hash of the library sources they use: with the package imported from an edited copy of
+    src/, only the edited method's maps, sanity checks and scores (and the report) are planned."""
+    workdir, config = finished_run
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    unchanged = snakemake(workdir, config, "-n", env=env)
+    assert unchanged.returncode == 0, unchanged.stderr[-2000:]
+    assert planned_jobs(unchanged) == {}  # the hash is of content: another copy of the same sources changes nothing
+    catalog = json.loads((ROOT / "workflow" / "schemas" / "catalog.json").read_text())
+    module = src / "salbench" / catalog["methods"]["gradcam"]["module"]
+    assert all(catalog["methods"][m]["module"] != catalog["methods"]["gradcam"]["module"]
+               for m in yaml.safe_load(config.read_text())["methods"] if m != "gradcam")
+    module.write_text(module.read_text() + "\n# an edit\n")
+    result = snakemake(workdir, config, "-n", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result) == {"saliency": 2, "score": 2, "sanity_model_checks": 1, "sanity_class_checks": 1,
+                                    "grid_localisation": 1, "report": 1, "all": 1}
+    assert "method=gradcam" in result.stdout and not re.search(r"method=(?!gradcam)", result.stdout)
 
 
 def test_unknown_method_fails_fast_with_one_line(tmp_path):
