@@ -52,6 +52,11 @@ def test_input_is_not_modified():
         (lambda c: c.pop("methods"), ["'methods' is a required property"]),
         (lambda c: c["methods"].update({"bad/name": {}}), ["methods", "bad/name"]),
         (lambda c: c.update(study="my study"), ["'study'"]),
+        (lambda c: c.update(references=[{"metric": "pointing_gam", "method": "gradcam", "value": 0.9, "source": "x"}]),
+         ["references.0.metric", "'pointing_gam'", "pointing_game"]),
+        (lambda c: c.update(references=[{"metric": "grid_localisation_2x2", "method": "gradcan", "value": 0.9,
+                                         "source": "x"}]), ["references.0.method", "gradcam"]),
+        (lambda c: c["models"]["cnn"].update(permuted_train={"momentum": 0.9}), ["models.cnn.permuted_train.momentum"]),
     ],
 )
 def test_bad_config_names_the_key(change, expected):

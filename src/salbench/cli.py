@@ -110,18 +110,40 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     _threads(args)
     score(args.dataset, args.model, args.method_id, args.metrics, args.data, args.checkpoint, args.maps, args.device,
-          args.batch_size, args.out)
+          args.batch_size, args.out, method_name=args.method, method_params=args.params, target_layer=args.layer,
+          seed=args.seed)
+
+
+def cmd_build_grid(args: argparse.Namespace) -> None:
+    from .jobs import build_grid
+
+    _threads(args)
+    ds = build_grid(args.dataset, args.model, args.data, args.checkpoint, args.settings, args.device, args.batch_size,
+                    args.out)
+    print(f"built {ds.attrs['n_grids_built']} {ds.attrs['n']}x{ds.attrs['n']} grids for {args.model} on {args.dataset}")
+
+
+def cmd_grid_score(args: argparse.Namespace) -> None:
+    from .jobs import grid_score
+
+    _threads(args)
+    table = grid_score(args.dataset, args.model, args.method_id or args.method, args.method, args.params, args.grids,
+                       args.checkpoint, args.seed, args.device, args.batch_size, args.out, target_layer=args.layer)
+    print(f"grid localisation of {args.method_id or args.method}: mean {table['value'].mean():.3f} over {len(table)} "
+          f"(grid, cell) pairs")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from .grid import GridSettings
     from .jobs import metric_info
     from .report import build_report
 
     config = load_config(args.config) if args.config else args.config_json
     data_stores = dict(item.split("=", 1) for item in args.data)
+    info = {**metric_info(config["metrics"]), **GridSettings.from_config(config.get("grid")).metric_info()}
     path = build_report(study=config["study"], config=config, score_files=args.scores, map_stores=args.maps,
                         data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
-                        tables_dir=args.summary.parent, metric_info=metric_info(config["metrics"]),
+                        tables_dir=args.summary.parent, metric_info=info,
                         sanity_files=args.sanity, cascade_stores=args.cascades)
     print(f"report written to {path}")
 
@@ -176,14 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, required=True, help="training metrics JSON path")
     model_job(p)
 
-    def method_job(p: argparse.ArgumentParser) -> None:
+    def method_job(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--dataset", required=True)
         p.add_argument("--model", required=True, help="model name in the config")
         p.add_argument("--method", required=True, help="registered method name")
         p.add_argument("--method-id", help="method entry name in the config (default: --method)")
         p.add_argument("--params", type=_json, default={}, help="JSON overrides of the method's paper defaults")
         p.add_argument("--layer", help="target layer override for layer methods")
-        p.add_argument("--data", type=Path, required=True)
+        if data:
+            p.add_argument("--data", type=Path, required=True)
         p.add_argument("--checkpoint", type=Path, required=True)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--batch-size", type=int, default=32)
@@ -209,9 +232,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--maps", type=Path, required=True)
+    p.add_argument("--method", help="registered method name (for metrics that re-run it, e.g. max_sensitivity)")
+    p.add_argument("--params", type=_json, default={}, help="JSON overrides of the method's paper defaults")
+    p.add_argument("--layer", help="target layer override for layer methods")
+    p.add_argument("--seed", type=int, default=0, help="seed for re-running the method (the saliency job's seed)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", type=Path, required=True)
     model_job(p)
+
+    p = add("build-grid", cmd_build_grid,
+            "build the grid-localisation grids (Böhle et al. 2021) of a single-object data store for one model: "
+            "n x n grids of correctly, confidently classified items of distinct classes (seeded, recorded)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True, help="model name in the config")
+    p.add_argument("--data", type=Path, required=True, help="data store (data.zarr)")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--settings", type=_json, default={},
+                   help="JSON of the config's grid section (n, n_grids, min_probability, seed, resize)")
+    p.add_argument("--batch-size", type=int, default=32, help="items per forward pass")
+    p.add_argument("--out", type=Path, required=True, help="grid store (grid.zarr)")
+    model_job(p)
+
+    p = add("grid-score", cmd_grid_score,
+            "score one method's grid localisation on a grid store: per (grid, cell), the share of positive "
+            "attribution for the cell's class inside the cell (chance 1/n^2); tidy parquet like `score`")
+    method_job(p, data=False)
+    p.add_argument("--grids", type=Path, required=True, help="grid store written by build-grid")
+    p.add_argument("--out", type=Path, required=True, help="tidy parquet table, one row per (grid, cell)")
 
     p = add("report", cmd_report, "aggregate scores and render reports/{study}/index.html")
     src = p.add_mutually_exclusive_group(required=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +63,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config must be a mapping of keys, got {type(config).__name__}")
     _check_schema(config)
     _check_names(config)
+    _check_grid(config)
+    _check_references(config)
     return config
 
 
@@ -147,6 +150,46 @@ def _same_kind(value: Any, default: Any) -> bool:
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
     return isinstance(value, type(default))
+
+
+def grid_enabled(config: dict[str, Any]) -> bool:
+    """Whether a validated config builds localisation grids (a ``grid`` section without ``enabled: false``)."""
+    return bool((config.get("grid") or {}).get("enabled", False))
+
+
+def grid_class_error(n: int, num_classes: int, dataset: str) -> str | None:
+    """Why ``n x n`` grids of distinct classes cannot be built from a data set of ``num_classes`` (None if they can)."""
+    if n * n <= num_classes:
+        return None
+    largest = math.isqrt(num_classes)
+    allowed = f"allowed values: {', '.join(map(str, range(2, largest + 1)))}" if largest >= 2 else "no n fits"
+    return (f"config key 'grid.n': {n} needs {n * n} distinct classes per grid, but data set {dataset!r} has "
+            f"{num_classes}; {allowed}")
+
+
+def _check_grid(config: dict[str, Any]) -> None:
+    """Every single-object data set must have at least ``n*n`` classes when grids are on."""
+    if not grid_enabled(config):
+        return
+    catalog = load_catalog()["datasets"]
+    for name, spec in config["datasets"].items():
+        entry = catalog[spec["source"]]
+        if entry["objects"] == 1:
+            error = grid_class_error(config["grid"]["n"], len(entry["classes"]), name)
+            if error:
+                raise ConfigError(error)
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    """Each published reference names a metric, method and (optional) model of this config."""
+    metrics = set(config["metrics"])
+    if grid_enabled(config):
+        metrics.add(f"grid_localisation_{config['grid']['n']}x{config['grid']['n']}")
+    for i, ref in enumerate(config.get("references", [])):
+        for field, allowed in (("metric", metrics), ("method", set(config["methods"])), ("model", set(config["models"]))):
+            if field in ref and ref[field] not in allowed:
+                raise ConfigError(f"config key 'references.{i}.{field}': {ref[field]!r} is not in this config; "
+                                  f"allowed values: {', '.join(sorted(allowed))}")
 
 
 def training_dataset(config: dict[str, Any], dataset: str) -> str:

@@ -135,8 +135,13 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
 
 
 def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict[str, Any]], data_path: Path,
-          checkpoint: Path, maps_path: Path, device: str, batch_size: int, out: Path) -> pd.DataFrame:
-    """Score one method's maps with every configured metric; write a tidy parquet table."""
+          checkpoint: Path, maps_path: Path, device: str, batch_size: int, out: Path, method_name: str | None = None,
+          method_params: dict[str, Any] | None = None, target_layer: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """Score one method's maps with every configured metric; write a tidy parquet table.
+
+    Metrics that re-run the method (``needs_method``) get it built as the saliency job builds it, from
+    ``method_name``, ``method_params`` and ``target_layer``, after seeding everything with ``seed``.
+    """
     from .metrics import ScoringBatch, create_metric
     from .models import load_checkpoint
 
@@ -145,7 +150,15 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     if list(data["item"].values) != list(maps["item"].values):
         raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
     instances = {name: create_metric(spec["metric"], **spec.get("params", {})) for name, spec in metrics.items()}
-    model = load_checkpoint(checkpoint, device) if any(m.needs_model for m in instances.values()) else None
+    needs_method = [name for name, m in instances.items() if m.needs_method]
+    if needs_method and method_name is None:
+        raise ValueError(f"metric {needs_method[0]!r} re-runs the saliency method: score needs its name (--method)")
+    needs_model = needs_method or any(m.needs_model for m in instances.values())
+    model = load_checkpoint(checkpoint, device) if needs_model else None
+    method = None
+    if needs_method:
+        seed_everything(seed)
+        method = build_method(method_id, method_name, method_params or {}, model, model_name, target_layer)
     values = {name: [] for name in instances}
     n = data.sizes["item"]
     for lo in range(0, n, batch_size):
@@ -156,6 +169,7 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
             targets=torch.from_numpy(data["target"].values[sl]).to(device),
             masks=torch.from_numpy(data["mask"].values[sl]).to(device) if data.attrs.get("has_masks") else None,
             model=model,
+            method=method,
         )
         for name, metric in instances.items():
             values[name].append(np.asarray(metric.score(batch), dtype=np.float64))
@@ -243,3 +257,92 @@ def metric_info(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
         info[name] = {"aggregate": cls.aggregate, "higher_is_better": cls.higher_is_better,
                       "description": METRICS.description(spec["metric"]), "params": canonical_json(spec.get("params", {}))}
     return info
+
+
+def build_grid(dataset: str, model_name: str, data_path: Path, checkpoint: Path, settings: dict[str, Any],
+               device: str, batch_size: int, out: Path) -> xr.Dataset:
+    """Build the grid-localisation grids of one (data set, model) (see :mod:`salbench.grid`); write ``grid.zarr``.
+
+    Each item of the store is one grid (numbered 0..G-1): ``image`` (item, channel, y, x) uint8 as the model
+    sees it and, per cell (row-major), ``source_index`` (into the data store), ``cell_target``, ``cell_logit``
+    and ``cell_probability``; attrs record the settings, the seed and the source item ids per grid. With
+    ``allow_empty``, a model with too few confident classes gets zero grids and the reason in ``empty_reason``.
+    """
+    from .config import grid_class_error
+    from .grid import GridSettings, build_grids
+    from .models import load_checkpoint
+
+    start = time.perf_counter()
+    device = resolve_device(device)
+    conf = GridSettings.from_config(settings)
+    data = open_store(data_path)
+    if int(data.attrs.get("objects", 1)) != 1:
+        raise ValueError(f"grid localisation needs a single-object data set; {dataset!r} has "
+                         f"{data.attrs['objects']} objects per image")
+    error = grid_class_error(conf.n, len(data.attrs["classes"]), dataset)
+    if error:
+        raise ValueError(error)
+    model = load_checkpoint(checkpoint, device)
+    images = torch.from_numpy(data["image"].values)
+    grids = build_grids(model, model.spec, images, torch.from_numpy(data["target"].values), conf, batch_size, device)
+    if grids.reason:
+        log.warning("no grids: %s", grids.reason)
+    elif len(grids.items) < conf.n_grids:
+        log.warning("built %d of %d grids: fewer than %d classes have confident items left", len(grids.items),
+                    conf.n_grids, conf.cells)
+    source = [str(i) for i in data["item"].values]
+    cells = ("item", "cell")
+    ds = xr.Dataset(
+        {
+            "image": (("item", "channel", "y", "x"), grids.images.numpy()),
+            "source_index": (cells, grids.items), "cell_target": (cells, grids.targets),
+            "cell_logit": (cells, grids.logits.astype(np.float64)),
+            "cell_probability": (cells, grids.probabilities.astype(np.float64)),
+        },
+        coords={"item": np.arange(len(grids.items), dtype=np.int64), "cell": np.arange(conf.cells, dtype=np.int64)},
+        attrs={
+            "dataset": dataset, "model": model_name, "n": conf.n, "n_grids": conf.n_grids,
+            "n_grids_built": len(grids.items), "min_probability": conf.min_probability, "seed": conf.seed,
+            "resize": conf.resize, "allow_empty": conf.allow_empty, "empty_reason": grids.reason,
+            "probability": model.spec.probability, "metric": conf.metric, "chance": conf.chance,
+            "source_item_ids": [[source[i] for i in row] for row in grids.items.tolist()],
+            "source_items": len(source), "confident_per_class": {str(k): v for k, v in grids.confident.items()},
+            "source_image_size": list(images.shape[-2:]), "classes": list(data.attrs["classes"]),
+            "checkpoint_sha256": file_sha256(checkpoint), "data_manifest_sha256": data.attrs["manifest_sha256"],
+            "data_store_sha256": data.attrs["content_sha256"], "device": device,
+            "runtime_s": time.perf_counter() - start, "provenance": provenance(device),
+        },
+    )
+    write_store(ds, out)
+    return ds
+
+
+def grid_score(dataset: str, model_name: str, method_id: str, method_name: str, method_params: dict[str, Any],
+               grid_path: Path, checkpoint: Path, seed: int, device: str, batch_size: int, out: Path,
+               target_layer: str | None = None) -> pd.DataFrame:
+    """Score one method on the grids of ``grid.zarr``; write a tidy table like ``score``'s, one row per
+    (grid, cell) with the metric ``grid_localisation_{n}x{n}``, plus the grid, cell and source item."""
+    from .grid import GridSettings, cell_ids, score_grids
+    from .models import load_checkpoint
+
+    device = resolve_device(device)
+    seed_everything(seed)
+    grids = open_store(grid_path)
+    model = load_checkpoint(checkpoint, device)
+    method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
+    n = int(grids.attrs["n"])
+    targets = grids["cell_target"].values
+    values = score_grids(method, model, torch.from_numpy(grids["image"].values), targets, batch_size, device,
+                         progress=True)
+    numbers = grids["item"].values.astype(np.int64)
+    table = pd.DataFrame({
+        "dataset": dataset, "model": model_name, "method": method_id, "item": cell_ids(numbers, n),
+        "target": targets.ravel().astype(np.int64), "metric": GridSettings(n=n).metric,
+        "value": values.ravel().astype(np.float64), "grid": np.repeat(numbers, n * n),
+        "cell": np.tile(np.arange(n * n, dtype=np.int64), len(numbers)),
+        "source_item": [i for row in grids.attrs["source_item_ids"] for i in row],
+    })
+    table.attrs = {}
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    return table

@@ -7,6 +7,7 @@ from pathlib import Path
 from salbench.config import (
     ConfigError,
     canonical_json,
+    grid_enabled,
     load_catalog,
     read_config_file,
     source_hash,
@@ -35,7 +36,8 @@ METHODS = sorted(config["methods"])
 
 
 def _alternatives(names):
-    return "|".join(re.escape(n) for n in names)
+    """A wildcard regex matching exactly ``names``; ``(?!)``, which matches nothing, when there are none."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
 wildcard_constraints:
@@ -72,6 +74,9 @@ def objects_per_image(dataset):
 MODEL_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 1]
 CLASS_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 2]
 SANITY_JOBS = [job for job in SALIENCY_JOBS if job[0] in MODEL_CHECK_DATASETS + CLASS_CHECK_DATASETS]
+# Grid localisation (config `grid`): grids per single-object data set and model, scored for every method
+GRID_DATASETS = MODEL_CHECK_DATASETS if grid_enabled(config) else []
+GRID_JOBS = [job for job in SALIENCY_JOBS if job[0] in GRID_DATASETS]
 
 
 def sanity_table(dataset, model, method):
@@ -97,7 +102,8 @@ def permuted_checkpoint(wildcards):
 def permuted_train_params(wildcards):
     """The model's training settings, overridden by the data-randomisation ones, on permuted labels without
     augmentation (Adebayo et al. 2018: the model memorises random labels)."""
-    settings = {**config["models"][wildcards.model]["train"], **config["sanity"]["data_randomisation"]}
+    model = config["models"][wildcards.model]
+    settings = {**model["train"], **config["sanity"]["data_randomisation"], **model.get("permuted_train", {})}
     return canonical_json({**settings, "permute_labels": True, "augment": False})
 
 
@@ -157,7 +163,7 @@ def _modules(section, names):
 
 
 def data_code(wildcards):
-    return source_hash(["data/prepare.py", *_modules("datasets", [dataset_source(wildcards)])])
+    return source_hash(["data/prepare.py", "data/splits.py", *_modules("datasets", [dataset_source(wildcards)])])
 
 
 def model_code(wildcards):
@@ -177,8 +183,29 @@ def sanity_code(wildcards):
     return f"{method_code(wildcards)}+{source_hash(['sanity/run.py'])}"
 
 
+def grid_table(dataset, model, method):
+    return f"results/{dataset}/{model}/grid/{method}.parquet"
+
+
+def grid_json(wildcards=None):
+    return canonical_json(config.get("grid") or {})
+
+
+def grid_code(wildcards=None):
+    return source_hash(["grid.py"])
+
+
+def grid_score_code(wildcards):
+    return f"{method_code(wildcards)}+{grid_code()}"
+
+
 def metrics_code(wildcards=None):
     return source_hash(_modules("metrics", [s["metric"] for s in config["metrics"].values()]))
+
+
+def score_code(wildcards):
+    """Score jobs may re-run the method (max-sensitivity): the metrics' sources and the method's."""
+    return f"{metrics_code()}+{method_code(wildcards)}"
 
 
 onstart:

@@ -13,7 +13,7 @@ rule sanity_model_checks:
     log:
         "logs/sanity/{dataset}/{model}/{method}.log",
     wildcard_constraints:
-        dataset=_alternatives(MODEL_CHECK_DATASETS or ["<none>"]),
+        dataset=_alternatives(MODEL_CHECK_DATASETS),
     threads: 1
     resources:
         gpu=1,
@@ -46,7 +46,7 @@ rule sanity_class_checks:
     log:
         "logs/sanity/{dataset}/{model}/{method}.log",
     wildcard_constraints:
-        dataset=_alternatives(CLASS_CHECK_DATASETS or ["<none>"]),
+        dataset=_alternatives(CLASS_CHECK_DATASETS),
     threads: 1
     resources:
         gpu=1,
