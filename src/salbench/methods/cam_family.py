@@ -3,62 +3,25 @@
 Every method reads the activations ``A`` (``[B,K,h,w]``) of the ``layer`` param (the model spec's target
 layer), combines them into one ``[B,h,w]`` layer map and upsamples it by the recorded ``upsample`` mode.
 Maps are not min-max normalised (FEM divides by its maximum because the paper's formula does).
-Hooks live only inside :func:`capture`, which always removes them; gradients come from
+Hooks live only inside :func:`~salbench.methods.cam.capture`, which always removes them; gradients come from
 :func:`torch.autograd.grad`, so parameters' ``.grad`` stay untouched.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..params import ParamError, check_choice
 from .base import Method, check_number, normalisation, register_method
-from .cam import resolve_layer
+from .cam import activations_and_grads, capture, resolve_layer
 from .postprocess import UPSAMPLE_MODES, upsample
 
 #: pytorch_grad_cam's and the Grad-CAM++ paper's guard against a zero denominator
 EPS = 1e-6
-
-
-@contextlib.contextmanager
-def capture(layer: nn.Module, edit: Any = None) -> Iterator[list[torch.Tensor]]:
-    """Record ``layer``'s outputs (one per forward) in the yielded list; ``edit(output)`` may replace them.
-
-    The hook is removed on exit, also when the body raises.
-    """
-    outputs: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            shape = getattr(output, "shape", type(output).__name__)
-            raise ValueError(f"CAM methods need a spatial [B,K,h,w] layer output, got {shape}")
-        if edit is not None:
-            output = edit(output)
-        outputs.append(output)
-        return output if edit is not None else None
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield outputs
-    finally:
-        handle.remove()
-
-
-def activations_and_grads(
-    model: nn.Module, layer: nn.Module, inputs: torch.Tensor, target: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Detached ``(A, dlogit_target/dA, logits)`` of ``layer`` for ``inputs``."""
-    with torch.enable_grad(), capture(layer) as outputs:
-        # a fresh leaf that requires grad keeps the graph alive even for a frozen model
-        logits = model(inputs.detach().requires_grad_())
-        score = logits.gather(1, target.view(-1, 1)).sum()
-        (grads,) = torch.autograd.grad(score, outputs[0])
-    return outputs[0].detach(), grads.detach(), logits.detach()
 
 
 def layer_activations(model: nn.Module, layer: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
