@@ -53,9 +53,11 @@ def activations_and_grads(
     model: nn.Module, layer: nn.Module, inputs: torch.Tensor, target: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Detached ``(A, dlogit_target/dA, logits)`` of ``layer`` for ``inputs``."""
+    # a (partly) frozen model needs a fresh input leaf that requires grad to keep the graph alive; when every
+    # parameter requires grad they do, and the input needs no gradient bookkeeping
+    leaf = not all(p.requires_grad for p in model.parameters())
     with torch.enable_grad(), capture(layer) as outputs:
-        # a fresh leaf that requires grad keeps the graph alive even for a frozen model
-        logits = model(inputs.detach().requires_grad_())
+        logits = model(inputs.detach().requires_grad_(leaf))
         score = logits.gather(1, target.view(-1, 1)).sum()
         (grads,) = torch.autograd.grad(score, outputs[0])
     return outputs[0].detach(), grads.detach(), logits.detach()
