@@ -7,7 +7,8 @@ of the same ``max_batch``, on inputs built beforehand) in the same process; ``ra
 ours, target >= 0.9. Max-sensitivity's floor is the saliency method it re-runs (plain gradients) on as
 many pre-built inputs in the same chunks. ROAD's floor holds nothing for the imputation: its share of our
 time is reported on its own (``imputation_share``; the imputation alone, timed on the same masks), and
-``ratio_floor_plus_imputation`` = (floor + imputation) / ours is what is left for everything else.
+``ratio_floor_plus_imputation`` = (floor + imputation) / ours is what is left for everything else; likewise
+infidelity's Gaussian draws (``noise_share``, ``ratio_floor_plus_noise``).
 
 Libraries, on the same inputs and the same number of steps: max-sensitivity against
 ``quantus.MaxSensitivity`` re-running the same method (its own noise, the same radius and sample count);
@@ -101,6 +102,10 @@ def forward_chunks(metric: Metric, n: int) -> list[int]:
     return [n, *chunks] if metric.name == "infidelity" else chunks  # infidelity also reads the intact logits
 
 
+#: work a metric must do besides its forward passes, timed alone: ROAD's imputation, infidelity's noise draws
+INHERENT = {"imputation", "noise"}
+
+
 def forward_floor(model: nn.Module, chunks: list[int], like: torch.Tensor) -> Callable[[], None]:
     """The bare forward passes: ``model`` on pre-built inputs of the given chunk sizes."""
     inputs = torch.rand((max(chunks), *like.shape[1:]), dtype=like.dtype, device=like.device)
@@ -122,6 +127,20 @@ def method_floor(method: Method, model: nn.Module, chunks: list[int], like: torc
     def call() -> None:
         for size in chunks:
             method.attribute(model, inputs[:size], labels[:size])
+
+    return call
+
+
+def infidelity_noise(metric: Metric, images: torch.Tensor) -> Callable[[], None]:
+    """Infidelity's Gaussian perturbations alone: as many draws as the metric makes, in its chunks of ``max_batch``."""
+    p = metric.params
+    rows = len(images) * p["n_samples"]
+
+    def call() -> None:
+        generator = torch.Generator(device=images.device).manual_seed(p["seed"])
+        for start in range(0, rows, p["max_batch"]):
+            size = min(p["max_batch"], rows - start)
+            torch.randn((size, *images.shape[1:]), generator=generator, dtype=images.dtype, device=images.device)
 
     return call
 
@@ -228,6 +247,8 @@ def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
     row: dict[str, Any] = {"case": label, "metric": name, "params": metric.params, "items": len(images)}
     if method is not None:
         row["method"] = SENSITIVITY_METHOD
+    if name == "infidelity":
+        calls["noise"] = infidelity_noise(metric, images)
     if isinstance(metric, Road):
         calls["imputation"] = road_imputation(metric, images, maps)
         calls["pytorch_grad_cam"] = pytorch_grad_cam_road(
@@ -246,12 +267,12 @@ def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
     row.update({f"{key}_s": value for key, value in spent.items()})
     row["ours_s_per_item"] = statistics.median(spent["ours"]) / len(images)
     row["ratio_floor"] = ratio(spent, "floor")
-    if "imputation" in spent:
-        row["imputation_s_per_item"] = statistics.median(spent["imputation"]) / len(images)
-        row["imputation_share"] = ratio(spent, "imputation")
-        row["ratio_floor_plus_imputation"] = statistics.median(
-            (f + i) / o for f, i, o in zip(spent["floor"], spent["imputation"], spent["ours"]))
-    for key in spent.keys() - {"ours", "floor", "imputation"}:
+    for key in INHERENT & spent.keys():
+        row[f"{key}_s_per_item"] = statistics.median(spent[key]) / len(images)
+        row[f"{key}_share"] = ratio(spent, key)
+        row[f"ratio_floor_plus_{key}"] = statistics.median(
+            (f + i) / o for f, i, o in zip(spent["floor"], spent[key], spent["ours"]))
+    for key in spent.keys() - {"ours", "floor", *INHERENT}:
         row[f"ratio_{key}"] = ratio(spent, key)
     return row
 
@@ -276,15 +297,16 @@ def bench_quantus_road_grey(model: nn.Module, images: torch.Tensor, maps: torch.
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """One line per case: our seconds per item, floor / ours, the imputation's share, library / ours."""
-    print(f"{'case':30s} {'ours s/item':>11s} {'floor/ours':>10s} {'(f+imp)/ours':>12s} {'imp share':>9s}  libraries")
+    """One line per case: our seconds per item, floor / ours, the inherent work's share (ROAD imputation or
+    infidelity noise), library / ours."""
+    print(f"{'case':30s} {'ours s/item':>11s} {'floor/ours':>10s} {'(f+inh)/ours':>12s} {'inh share':>9s}  libraries")
     for row in rows:
+        inherent = next((key for key in sorted(INHERENT) if f"{key}_share" in row), "imputation")
         cells = [f"{row[key]:>{width}.3f}" if key in row else " " * (width - 1) + "-"
-                 for key, width in (("ratio_floor", 10), ("ratio_floor_plus_imputation", 12),
-                                    ("imputation_share", 9))]
+                 for key, width in (("ratio_floor", 10), (f"ratio_floor_plus_{inherent}", 12),
+                                    (f"{inherent}_share", 9))]
         libraries = " ".join(f"{key[6:]}={value:.2f}x" for key, value in row.items()
-                             if key.startswith("ratio_") and key not in
-                             ("ratio_floor", "ratio_floor_plus_imputation"))
+                             if key.startswith("ratio_") and not key.startswith("ratio_floor"))
         print(f"{row['case']:30s} {row['ours_s_per_item']:11.4f} {' '.join(cells)}  {libraries}", flush=True)
 
 
