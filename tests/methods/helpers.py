@@ -23,6 +23,15 @@ SPEC = ModelSpec(
 )
 
 
+#: cheap settings for the costly methods (their paper defaults take minutes per item)
+CHEAP_PARAMS = {
+    "rise": {"n_masks": 50, "cells": 4},
+    "mdm": {"scales": [2, 3], "min_count": 1, "max_iter": 3},
+    "meaningful_perturbation": {"max_iter": 2, "mask_size": 4, "sigma": 2.0},
+    "extremal_perturbation": {"areas": [0.1], "max_iter": 2, "step": 4, "sigma": 4.0, "max_blur": 4.0},
+}
+
+
 def tiny_model(seed: int = 0) -> NormalizedClassifier:
     """VGG-style conv net (separate non-inplace ReLUs, one max-pool, GAP + linear) in eval mode."""
     torch.manual_seed(seed)

@@ -13,8 +13,7 @@ import torch
 from salbench.methods import Method, list_methods
 from salbench.methods.lazy import loaded_classes
 
-from .helpers import SPEC, images, make_method, tiny_model
-from .test_registry import CHEAP_PARAMS
+from .helpers import CHEAP_PARAMS, SPEC, images, make_method, tiny_model
 
 #: libraries only some methods (captum, zennit, timm and torchvision) or no job (matplotlib, scipy) need
 HEAVY = ("captum", "zennit", "timm", "torchvision", "matplotlib", "scipy")

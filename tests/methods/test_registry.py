@@ -9,17 +9,10 @@ from torch import nn
 
 from salbench.methods import METHODS, list_methods
 
-from .helpers import SIZE, images, make_method, tiny_model
+from .helpers import CHEAP_PARAMS, SIZE, images, make_method, tiny_model
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 GLOBAL_HOOK_DICTS = tuple(f"_global{attr}" for attr in HOOK_DICTS)
-#: cheap settings for the costly methods (their paper defaults take minutes per item)
-CHEAP_PARAMS = {
-    "rise": {"n_masks": 50, "cells": 4},
-    "mdm": {"scales": [2, 3], "min_count": 1, "max_iter": 3},
-    "meaningful_perturbation": {"max_iter": 2, "mask_size": 4, "sigma": 2.0},
-    "extremal_perturbation": {"areas": [0.1], "max_iter": 2, "step": 4, "sigma": 4.0, "max_blur": 4.0},
-}
 
 
 def assert_no_hooks(model: nn.Module) -> None:
