@@ -37,7 +37,8 @@ def test_smoothgrad_averages_channels_of_seeded_noisy_copies_then_reduces():
     grads = torch.stack([
         torch.stack([
             create_method("gradient").attribute_channels(
-                model, (x[i] + sigma[i] * torch.randn(x.shape[1:], generator=sampler.generator(i, k))).unsqueeze(0),
+                model, (x[i] + sigma[i] * sampler.normal(torch.tensor([i]), torch.tensor([k]), tuple(x.shape[1:]))[0]
+                        ).unsqueeze(0),
                 target[i : i + 1],
             )[0]
             for k in range(n)

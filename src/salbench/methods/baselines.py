@@ -49,7 +49,6 @@ def make_baseline(kind: str, model: nn.Module, inputs: torch.Tensor, seed: int, 
     if kind == "blur":
         return gaussian_blur(x, torch.full((x.shape[0],), float(blur_sigma)), blur_sigma)
     if kind == "uniform":
-        sampler = RowSampler(x, seed)
-        draws = [torch.rand(x.shape[1:], generator=sampler.generator(i, 0)) for i in range(x.shape[0])]
-        return torch.stack(draws).to(x)
+        items = torch.arange(x.shape[0], device=x.device)
+        return RowSampler(x, seed).uniform(items, torch.zeros_like(items), tuple(x.shape[1:])).to(x)
     raise ValueError(f"unknown baseline {kind!r}; allowed: {', '.join(BASELINES)}")

@@ -7,8 +7,9 @@ with channel attributions (gradient, integrated gradients, ...) the channels are
 reduced once by the base's own ``channel_reduction``, as in the papers; other bases (Grad-CAM, ...) are
 aggregated map by map. Rows ``(item, sample)`` are evaluated ``internal_batch_size`` at a time (a base that
 samples itself, e.g. integrated gradients, splits each of those calls by its own cap); the noise
-of each row comes from its own generator (``seed``, the item's content, the sample index), so maps do
-not depend on batch composition, chunking or device.
+of each row is a counter-based draw from (``seed``, the item's content, the sample index), made on the
+inputs' device (:class:`~salbench.methods.sampling.RowSampler`), so maps do not depend on batch
+composition or chunking.
 """
 
 from __future__ import annotations
@@ -109,9 +110,7 @@ class NoiseAggregate(Method):
         for start in range(0, count, p["internal_batch_size"]):
             index = torch.arange(start, min(start + p["internal_batch_size"], count), device=x.device)
             items, samples = index // n, index % n
-            noise = torch.empty((len(index), *x.shape[1:]), dtype=torch.float32)
-            for row, generator in zip(noise, sampler.generators(items, samples)):
-                row.normal_(generator=generator)
+            noise = sampler.normal(items, samples, tuple(x.shape[1:]))
             noisy = noise.to(x).mul_(sigma[items].view(-1, 1, 1, 1)).add_(x[items])
             values = self.transform(self._evaluate(model, noisy, target[items]))
             if moments is None:

@@ -157,12 +157,12 @@ class ExpectedGradients(ChannelMethod):
         shape = x.shape[1:]
 
         def rows(items: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            generators = sampler.generators(items, samples)
-            alphas = torch.stack([torch.rand((), generator=g) for g in generators]).to(x).view(-1, 1, 1, 1)
+            # stream 0: (alpha, blur draw) per row; stream 1: the uniform reference image
+            alphas, sigmas = sampler.uniform(items, samples, (2,)).to(x).unbind(1)
+            alphas = alphas.view(-1, 1, 1, 1)
             if p["reference"] == "uniform":
-                references = torch.stack([torch.rand(shape, generator=g) for g in generators]).to(x)
+                references = sampler.uniform(items, samples, tuple(shape), stream=1).to(x)
             else:
-                sigmas = torch.stack([torch.rand((), generator=g) for g in generators])
                 references = gaussian_blur(x[items], (1 - sigmas) * p["blur_sigma"], p["blur_sigma"])
             delta = x[items] - references
             return references + alphas * delta, delta / p["n_samples"]

@@ -20,21 +20,20 @@ from .base import Metric, ScoringBatch, register_metric
 class LinfNoise:
     """``delta(i, k)``: uniform noise in the L-inf ball of ``radius``, one draw per (item, sample) row.
 
-    Every pixel and channel of row ``(i, k)`` is ``radius * (2u - 1)``, ``u ~ U[0, 1)`` from a CPU generator
-    seeded by the item's content, ``seed`` and ``k`` (:class:`~salbench.methods.sampling.RowSampler`), so
-    the noise of an item never depends on its batch, the chunk size or the device.
+    Every pixel and channel of row ``(i, k)`` is ``radius * (2u - 1)``, ``u ~ U[0, 1)`` a counter-based draw
+    from the item's content, ``seed`` and ``k`` (:class:`~salbench.methods.sampling.RowSampler`), made on the
+    images' device, so the noise of an item never depends on its batch or the chunk size.
     """
 
     def __init__(self, images: torch.Tensor, seed: int, radius: float) -> None:
         self.sampler = RowSampler(images, seed)
-        self.shape, self.dtype, self.device = images.shape[1:], images.dtype, images.device
+        self.shape, self.dtype = images.shape[1:], images.dtype
         self.radius = radius
 
     def __call__(self, items: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
         """``[B,C,H,W]`` noise of rows ``(items[b], samples[b])``."""
-        rows = [torch.rand(self.shape, generator=g, dtype=self.dtype) for g in self.sampler.generators(items, samples)]
-        noise = torch.stack(rows) if rows else torch.empty((0, *self.shape), dtype=self.dtype)
-        return (noise.mul_(2).sub_(1).mul_(self.radius)).to(self.device)
+        noise = self.sampler.uniform(items, samples, tuple(self.shape)).to(self.dtype)
+        return noise.mul_(2).sub_(1).mul_(self.radius)
 
 
 @register_metric("max_sensitivity")
