@@ -94,16 +94,19 @@ def layer_seed(seed: int, layer: str) -> int:
 def reinitialise_(layer: nn.Module, seed: int) -> None:
     """Re-initialise ``layer`` in place with its own ``reset_parameters()``, drawn on the CPU from ``seed``.
 
-    The draw happens on a CPU copy under a forked CPU RNG, so the values do not depend on the layer's
-    device or on the global RNG state, which is left as it was.
+    The draw happens on the CPU under a forked CPU RNG, so the values do not depend on the layer's device
+    or on the global RNG state, which is left as it was: a CPU layer is drawn in place, a layer elsewhere on
+    a CPU copy whose values are then loaded (a deep copy costs more than the draw on small layers).
     """
     if not callable(getattr(layer, "reset_parameters", None)):
         raise TypeError(f"{type(layer).__name__} has parameters but no reset_parameters(); cannot re-initialise it")
-    fresh = copy.deepcopy(layer).to("cpu")
+    on_cpu = all(t.device.type == "cpu" for t in (*layer.parameters(), *layer.buffers()))
+    fresh = layer if on_cpu else copy.deepcopy(layer).to("cpu")
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         fresh.reset_parameters()
-    layer.load_state_dict(fresh.state_dict())
+    if fresh is not layer:
+        layer.load_state_dict(fresh.state_dict())
 
 
 def randomised_stages(
