@@ -22,6 +22,9 @@ demo: setup
 test: setup
 	$(BIN)/pytest
 
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
 lint: setup
 	$(BIN)/snakemake --lint
 

@@ -9,12 +9,21 @@ distort wall time far more) and must be >= 0.95; the same ratio of wall times is
 sides compute the same maps (up to the random draws of the sampling methods; the library's channels are
 reduced the same way).
 
+**Floor.** Single-pass gradient methods (one forward and one backward to the input: gradient, input x
+gradient, guided backprop, deconvnet) are also timed against the bare cost of that
+pass on the same batch (``torch.autograd.grad`` of the target logits w.r.t. the input, no hooks, no
+post-processing), in the same rounds: ``ratio_floor`` = floor / ours, target >= 0.8.
+
+On a GPU (``--device cuda``) every call is synchronised and the ratios use wall seconds (process CPU time
+says nothing there); ``--batch-scale`` multiplies the batch sizes (e.g. 16 on a large GPU).
+
 Models: ``small_cnn`` (the embedded default's CNN) at 64 px and torchvision ResNet50 at 224 px (random
 weights). On ResNet50 the sampling methods use fewer steps/samples than the papers (see the JSON), since
 only the relative cost matters. captum's DeepLift refuses torchvision's shared ReLU, so its reference
 runs inside :func:`~salbench.methods.hooks.separate_activations` (the ratio then measures our wrapper only).
 
     .venv/bin/python benchmarks/methods.py [--repeats 5] [--min-seconds 3] [--models small_cnn resnet50] [--threads 1]
+                                           [--device cpu] [--batch-scale 1]
 
 Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-methods.json``.
 """
@@ -88,17 +97,22 @@ class Setup:
     residual: Callable[[], list] = field(default=lambda: [])
 
 
-def setups(names: list[str]) -> list[Setup]:
+#: single-pass gradient methods: one forward and one plain (or ReLU-masked) backward to the input, timed against
+#: that bare pass; LRP rules re-run each layer's forward in their backward and are held to the zennit call instead
+SINGLE_PASS = {"gradient", "input_x_gradient", "guided_backprop", "deconvnet"}
+
+
+def setups(names: list[str], device: torch.device, batch_scale: int = 1) -> list[Setup]:
     torch.manual_seed(0)
     out = []
     if "small_cnn" in names:
-        model = build_model("small_cnn", 6).eval()
-        out.append(Setup("small_cnn", model, batch=16, size=64, steps=50, ebp_layer=model.spec.target_layer,
-                         canonizers=lambda: [SequentialMergeBatchNorm()]))
+        model = build_model("small_cnn", 6).eval().to(device)
+        out.append(Setup("small_cnn", model, batch=16 * batch_scale, size=64, steps=50,
+                         ebp_layer=model.spec.target_layer, canonizers=lambda: [SequentialMergeBatchNorm()]))
     if "resnet50" in names:
         spec = ModelSpec("resnet50", 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "net.layer4", gap_fc=True)
-        model = NormalizedClassifier(torchvision.models.resnet50(weights=None), spec).eval()
-        out.append(Setup("resnet50", model, batch=2, size=224, steps=8, ebp_layer="net.layer3",
+        model = NormalizedClassifier(torchvision.models.resnet50(weights=None), spec).eval().to(device)
+        out.append(Setup("resnet50", model, batch=2 * batch_scale, size=224, steps=8, ebp_layer="net.layer3",
                          canonizers=lambda: [ResNetCanonizer()],
                          residual=lambda: [ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()]))
     return out
@@ -157,7 +171,7 @@ def cases(s: Setup) -> list[tuple[str, dict[str, Any], str, Reference | None]]:
         low, high = -model.mean / model.std, (1 - model.mean) / model.std
         return zennit_relevance(model, x, target, EpsilonGammaBox(low=low, high=high, canonizers=s.canonizers()))
 
-    references = torch.rand(16, 3, s.size, s.size, generator=torch.Generator().manual_seed(0))
+    references = torch.rand(16, 3, s.size, s.size, generator=torch.Generator().manual_seed(0)).to(s.model.mean.device)
     return [
         ("gradient", {}, "captum Saliency",
          lambda m, x, t: reduce_channels(Saliency(m).attribute(leaf(x), target=t, abs=False), "max_abs")),
@@ -196,16 +210,33 @@ def cases(s: Setup) -> list[tuple[str, dict[str, Any], str, Reference | None]]:
     ]
 
 
+def _synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def seconds(call: Callable[[], torch.Tensor]) -> tuple[float, float]:
-    """(wall, process CPU) seconds of one call."""
+    """(wall, process CPU) seconds of one call; GPU work is waited for."""
+    _synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     call()
+    _synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The floor of a single-pass method: the target logits' gradient w.r.t. the input, nothing else."""
+    x = leaf(x)
+    logits = model(x)
+    (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x)
+    return grad
+
+
 def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
-    x = torch.rand(s.batch, 3, s.size, s.size, generator=torch.Generator().manual_seed(1))
-    target = torch.arange(s.batch) % 6
+    device = s.model.mean.device
+    x = torch.rand(s.batch, 3, s.size, s.size, generator=torch.Generator().manual_seed(1)).to(device)
+    target = (torch.arange(s.batch) % 6).to(device)
+    on_gpu = device.type == "cuda"
     results = []
     for name, params, label, reference in cases(s):
         method = create_method(name, **params)
@@ -217,6 +248,8 @@ def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
             return reference(s.model, x, target)
 
         calls = {"ours": ours} if reference is None else {"ours": ours, "reference": theirs}
+        if name in SINGLE_PASS:
+            calls["floor"] = lambda: forward_backward(s.model, x, target)
         wall: dict[str, list[float]] = {key: [] for key in calls}
         cpu: dict[str, list[float]] = {key: [] for key in calls}
         warm = max(seconds(call)[0] for call in calls.values())
@@ -241,12 +274,25 @@ def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
             row["reference_wall_s"], row["reference_cpu_s"] = wall["reference"], cpu["reference"]
             # paired per round (both sides ran back to back), robust to load drifting between rounds
             row["ratio_wall"] = statistics.median(r / o for r, o in zip(wall["reference"], wall["ours"]))
-            row["ratio"] = statistics.median(r / o for r, o in zip(cpu["reference"], cpu["ours"]))
+            row["ratio"] = row["ratio_wall"] if on_gpu else statistics.median(
+                r / o for r, o in zip(cpu["reference"], cpu["ours"]))
+        if "floor" in calls:
+            row["floor_items_per_s"] = s.batch / statistics.median(wall["floor"])
+            row["floor_wall_s"], row["floor_cpu_s"] = wall["floor"], cpu["floor"]
+            timing = wall if on_gpu else cpu
+            row["ratio_floor"] = statistics.median(f / o for f, o in zip(timing["floor"], timing["ours"]))
         results.append(row)
-        ratios = " ".join(f"{row[k]:6.3f}" if k in row else "     -" for k in ("ratio", "ratio_wall"))
+        ratios = " ".join(f"{row[k]:6.3f}" if k in row else "     -" for k in ("ratio", "ratio_wall", "ratio_floor"))
         ref = f"{row.get('reference_items_per_s', float('nan')):9.2f}"
         print(f"{s.name:10s} {name:32s} {row['ours_items_per_s']:9.2f} {ref} {ratios}  {label or ''}", flush=True)
     return results
+
+
+def device_name(device: torch.device) -> str:
+    """The device in words: the GPU's name, or the CPU's processor string."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}"
 
 
 def write_results(out: Path, kind: str, payload: dict[str, Any]) -> Path:
@@ -268,18 +314,24 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet50"])
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 keeps timings stable when other jobs share the cores")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batch-scale", type=int, default=1, help="multiply the batch sizes (large GPUs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)  # captum's notices about temporary hooks
-    print(f"{'model':10s} {'method':32s} {'ours/s':>9s} {'lib/s':>9s} {'ratio':>6s} {'wall':>6s}  reference")
-    results = [row for s in setups(args.models) for row in bench(s, args.repeats, args.min_seconds)]
+    print(f"{'model':10s} {'method':32s} {'ours/s':>9s} {'lib/s':>9s} {'ratio':>6s} {'wall':>6s} {'floor':>6s}"
+          "  reference")
+    device = torch.device(args.device)
+    results = [row for s in setups(args.models, device, args.batch_scale)
+               for row in bench(s, args.repeats, args.min_seconds)]
     payload = {
-        "threads": args.threads, "repeats": args.repeats,
+        "threads": args.threads, "repeats": args.repeats, "device": device_name(device),
         "min_seconds": args.min_seconds,
         "versions": {name: version(name) for name in ("torch", "torchvision", "captum", "zennit", "timm")},
         "note": "items/s = batch / median wall seconds; ratio = median over rounds of reference / ours process "
-                "CPU seconds in the same round (>= 0.95 required); ratio_wall = the same for wall seconds",
+                "CPU seconds in the same round (wall seconds on a GPU; >= 0.95 required); ratio_wall = the same "
+                "for wall seconds; ratio_floor = bare forward+backward / ours (single-pass methods, >= 0.8)",
         "results": results,
     }
     write_results(args.out, "methods", payload)
