@@ -53,6 +53,22 @@ def device_description(device: str) -> str:
     return f"{device} ({platform.processor() or platform.machine()})"
 
 
+def determinism() -> dict[str, object]:
+    """torch's reproducibility settings at the time of the call (see ``salbench.jobs.seed_everything``)."""
+    import os
+
+    import torch
+
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", ""),
+        "num_threads": torch.get_num_threads(),
+    }
+
+
 def provenance(device: str) -> dict[str, object]:
     """Everything a reader needs to know where a result came from (JSON-serialisable)."""
     return {
@@ -62,4 +78,5 @@ def provenance(device: str) -> dict[str, object]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": device_description(device),
+        "determinism": determinism(),
     }

@@ -3,24 +3,35 @@
 A store is written to a temporary sibling path and renamed into place, so a killed job never leaves a
 store that looks complete. Each store records a content checksum over its variables and coordinates
 (attr ``content_sha256``); :func:`open_store` recomputes it and refuses a store that does not match.
+Score tables (parquet) carry the same kind of checksum in their schema metadata (:func:`write_table`,
+:func:`read_table`).
+
+The checksum covers content only, not attrs: attrs hold run times and provenance, so two runs that
+computed the same numbers have equal checksums (the workflow tests compare them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import socket
 import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 
 CHECKSUM_ATTR = "content_sha256"
+#: key of the content checksum in a parquet table's schema metadata
+TABLE_CHECKSUM_KEY = b"salbench.content_sha256"
+_TMP_MARK = ".tmp-"
 
 
 class StoreError(RuntimeError):
@@ -29,39 +40,113 @@ class StoreError(RuntimeError):
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success replace ``path`` with it, on failure remove it."""
+    """Yield a temporary sibling of ``path``; on success replace ``path`` with it, on failure remove it.
+
+    The temporary name holds host and pid (``.{name}.tmp-{host}-{pid}``); temporaries of ``path`` left by
+    killed processes of this host are removed first. A previous ``path`` is renamed aside before the new
+    one is renamed in, so a kill at any point leaves either the old store, the new one, or none, never
+    a half-deleted one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = _temporary(path, "")
     _remove(tmp)
     try:
         yield tmp
     except BaseException:
         _remove(tmp)
         raise
-    _remove(path)
-    os.replace(tmp, path)
+    old = _temporary(path, "old-")
+    for attempt in range(5):  # another writer of the same path may put its store in between: the last one wins
+        if path.is_dir() and not path.is_symlink():
+            _remove(old)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+            break
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR) or attempt == 4:
+                _remove(tmp)
+                raise
+    _remove(old)
+
+
+def _temporary(path: Path, kind: str) -> Path:
+    return path.with_name(f".{path.name}{_TMP_MARK}{kind}{socket.gethostname()}-{os.getpid()}")
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove temporaries of ``path`` whose writer (a process of this host) is gone; returns them."""
+    path = Path(path)
+    host = socket.gethostname()
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}{_TMP_MARK}*"):
+        rest = candidate.name[len(f".{path.name}{_TMP_MARK}"):].removeprefix("old-")
+        owner, _, pid = rest.rpartition("-")
+        if owner == host and pid.isdigit() and not _alive(int(pid)):
+            _remove(candidate)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _hash_array(digest: "hashlib._Hash", name: str, values: np.ndarray) -> None:
+    """Feed one named array to ``digest``: name, dtype, shape and bytes (strings and objects as JSON text)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "OUT":  # strings read back as object or StringDType: hash their text
+        dtype, payload = "str", json.dumps([str(v) for v in values.ravel()]).encode()
+    else:
+        # the array's bytes in C order, hashed in place (no copy unless the array is not C-contiguous)
+        dtype, payload = values.dtype.str, np.ascontiguousarray(values).reshape(-1).view(np.uint8)
+    digest.update(f"{name}|{dtype}|{values.shape}|".encode())
+    digest.update(payload)
 
 
 def content_checksum(ds: xr.Dataset) -> str:
     """sha256 over names, dtypes, shapes and bytes of every variable and coordinate, in sorted order."""
     digest = hashlib.sha256()
     for name in sorted(map(str, ds.variables)):
-        values = ds[name].values
-        if values.dtype.kind in "OUT":  # strings read back as object or StringDType: hash their text
-            dtype, payload = "str", json.dumps([str(v) for v in values.ravel()]).encode()
-        else:
-            dtype, payload = values.dtype.str, np.ascontiguousarray(values).tobytes()
-        digest.update(f"{name}|{dtype}|{values.shape}|".encode())
-        digest.update(payload)
+        _hash_array(digest, name, ds[name].values)
     return digest.hexdigest()
+
+
+def table_checksum(table: pd.DataFrame) -> str:
+    """sha256 over the column names (in order), dtypes, lengths and values of a table."""
+    digest = hashlib.sha256()
+    for position, name in enumerate(table.columns):
+        column = table[name]
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufcmM":
+            values = column.to_numpy()
+            if values.dtype.kind in "fc":  # one NaN bit pattern: a parquet round trip may not keep -NaN's sign
+                values = np.where(np.isnan(values), np.array(np.nan, dtype=values.dtype), values)
+            _hash_array(digest, f"{position}:{name}", values)
+        else:  # strings (object, or pandas' string dtype after a read), nullable types: text, missing as null
+            text = [None if _missing(v) else str(v) for v in column.astype(object).to_numpy()]
+            digest.update(f"{position}:{name}|str|{len(text)}|".encode())
+            digest.update(json.dumps(text).encode())
+    return digest.hexdigest()
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def write_store(ds: xr.Dataset, path: str | Path, item_chunk: int = 64) -> Path:
@@ -74,7 +159,8 @@ def write_store(ds: xr.Dataset, path: str | Path, item_chunk: int = 64) -> Path:
         chunks = tuple(min(item_chunk, n) if dim == "item" else n for dim, n in zip(var.dims, var.shape))
         encoding[name] = {"chunks": chunks, "compressors": [zarr.codecs.ZstdCodec(level=3)]}
     with atomic_path(path) as tmp:
-        ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3, encoding=encoding)
+        # every chunk on disk, even one of fill values: a missing chunk file then always means damage
+        ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3, encoding=encoding, write_empty_chunks=True)
     return Path(path)
 
 
@@ -101,8 +187,57 @@ def open_store(path: str | Path, verify: bool = True) -> xr.Dataset:
             raise StoreError(f"store {path} has no {CHECKSUM_ATTR} attr: it was not written by salbench.store")
         actual = content_checksum(ds)
         if actual != recorded:
-            raise StoreError(f"store {path} fails its checksum: recorded {recorded}, content {actual}")
+            raise StoreError(f"store {path} fails its checksum: recorded {recorded}, content {actual}"
+                             f"{_missing_chunks(path)}; rerun the job that writes it")
     return ds
+
+
+def _missing_chunks(path: Path) -> str:
+    """``" (chunks missing: saliency 1 of 3)"`` for arrays of a store with chunk files gone, else ``""``."""
+    try:
+        group = zarr.open_group(path, mode="r", zarr_format=3)
+        gaps = [f"{name} {a.nchunks - a.nchunks_initialized} of {a.nchunks}" for name, a in sorted(group.arrays())
+                if a.nchunks_initialized < a.nchunks]
+    except Exception:  # noqa: BLE001 - only a hint for the message
+        return ""
+    return f" (chunks missing: {', '.join(gaps)})" if gaps else ""
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a tidy table as parquet, atomically, with its :func:`table_checksum` in the schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = table.reset_index(drop=True)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    metadata = {**(arrow.schema.metadata or {}), TABLE_CHECKSUM_KEY: table_checksum(table).encode()}
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow.replace_schema_metadata(metadata), tmp)
+    return Path(path)
+
+
+def read_table(path: str | Path, verify: bool = True) -> pd.DataFrame:
+    """Read a parquet table; with ``verify``, recompute and check the checksum :func:`write_table` recorded."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"table {path} does not exist")
+    try:
+        arrow = pq.read_table(path)
+        table = arrow.to_pandas()
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many types for truncated files
+        raise StoreError(f"table {path} cannot be read ({type(err).__name__}: {err})") from err
+    if verify:
+        recorded = (arrow.schema.metadata or {}).get(TABLE_CHECKSUM_KEY)
+        if recorded is None:
+            raise StoreError(f"table {path} has no {TABLE_CHECKSUM_KEY.decode()} metadata: it was not written by "
+                             "salbench.store.write_table")
+        actual = table_checksum(table)
+        if actual != recorded.decode():
+            raise StoreError(f"table {path} fails its checksum: recorded {recorded.decode()}, content {actual}; "
+                             "rerun the job that writes it")
+    return table
 
 
 def object_strings(values: list[str] | np.ndarray) -> np.ndarray:
