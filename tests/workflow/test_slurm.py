@@ -89,7 +89,7 @@ def test_profile_requests_one_gpu_for_every_gpu_rule():
     assert {"saliency", "sanity_model_checks", "sanity_class_checks", "score"} <= declared
     assert declared <= requested, f"rules with gpu=1 that the SLURM profile sends to no GPU: {declared - requested}"
     assert not any("gres" in res for res in profile["set-resources"].values())  # plugin 2.x: gpu or gres, not both
-    assert {profile["groups"][rule] for rule in requested if rule in profile["groups"]} == {"gpu"}
+    assert {profile["groups"][rule] for rule in requested if rule in profile["groups"]} == {"gpu", "shard"}
     assert set(profile["groups"].values()) == set(profile["group-components"])
     for res in [profile["default-resources"], *profile["set-resources"].values()]:
         assert "attempt" in res["runtime"] and "attempt" in res["mem_mb"]

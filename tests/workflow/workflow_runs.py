@@ -45,9 +45,10 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 # Attributes that say how and where a job ran, not what it computed: timings (`seconds`, `*_s`, `*_seconds`),
-# provenance, and a checkpoint's file hash (the file holds its training record, with the training time, so the
-# hash differs between runs; its tensors are compared instead).
-RUN_ATTRS = {"provenance", "checkpoint_sha256"}
+# provenance, a checkpoint's file hash (the file holds its training record, with the training time, so the
+# hash differs between runs; its tensors are compared instead), and a gathered store's shards (their ranges,
+# timings and provenance).
+RUN_ATTRS = {"provenance", "checkpoint_sha256", "shards"}
 
 
 def _computed(attrs: dict) -> dict:

@@ -13,7 +13,7 @@ rule get_dataset:
         "salbench get-dataset --source {params.source} --params {params.spec:q} --out {output} > {log} 2>&1"
 
 
-rule prepare_dataset:
+checkpoint prepare_dataset:
     input:
         "resources/datasets/{dataset}",
     output:

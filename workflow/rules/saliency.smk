@@ -1,3 +1,24 @@
+# Saliency maps per (data set, model, method). A data set with `shard_size` gets one job per shard of its items
+# (saliency_shard) and a gather job that writes the same store at the same path (gather_saliency).
+
+SALIENCY_PARAMS = dict(
+    name=method_name,
+    spec=method_params,
+    layer=layer_option,
+    seed=config["seed"],
+    device=config["device"],
+    batch_size=config["batch_size"],
+    maps_dtype=config["maps_dtype"],
+    code=method_code,
+)
+SALIENCY_CMD = (
+    "salbench saliency --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
+    " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
+    " --checkpoint {input.checkpoint} --seed {params.seed} --batch-size {params.batch_size}"
+    " --device {params.device} --threads {threads} --maps-dtype {params.maps_dtype}"
+)
+
+
 rule saliency:
     input:
         data="results/{dataset}/data.zarr",
@@ -6,21 +27,54 @@ rule saliency:
         directory("results/{dataset}/{model}/saliency/{method}.zarr"),
     log:
         "logs/saliency/{dataset}/{model}/{method}.log",
+    wildcard_constraints:
+        dataset=_alternatives(UNSHARDED_DATASETS),
     threads: 1
     resources:
         gpu=1,
     params:
-        name=method_name,
-        spec=method_params,
-        layer=layer_option,
-        seed=config["seed"],
-        device=config["device"],
-        batch_size=config["batch_size"],
-        code=method_code,
+        **SALIENCY_PARAMS,
     conda:
         "../../environment.yml"
     shell:
-        "salbench saliency --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
-        " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
-        " --checkpoint {input.checkpoint} --seed {params.seed} --batch-size {params.batch_size}"
-        " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"
+        SALIENCY_CMD + " --out {output} > {log} 2>&1"
+
+
+rule saliency_shard:
+    input:
+        data="results/{dataset}/data.zarr",
+        checkpoint=model_checkpoint,
+    output:
+        directory("results/{dataset}/{model}/saliency/shards/{method}/{shard}.zarr"),
+    log:
+        "logs/saliency/{dataset}/{model}/{method}/{shard}.log",
+    wildcard_constraints:
+        dataset=_alternatives(SHARDED_DATASETS),
+        shard=r"\d+",
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        item_range=shard_items,
+        **SALIENCY_PARAMS,
+    conda:
+        "../../environment.yml"
+    shell:
+        SALIENCY_CMD + " --items {params.item_range} --out {output} > {log} 2>&1"
+
+
+rule gather_saliency:
+    input:
+        shard_inputs("results/{dataset}/{model}/saliency/shards/{method}/{shard}.zarr"),
+    output:
+        directory("results/{dataset}/{model}/saliency/{method}.zarr"),
+    log:
+        "logs/gather_saliency/{dataset}/{model}/{method}.log",
+    wildcard_constraints:
+        dataset=_alternatives(SHARDED_DATASETS),
+    params:
+        code=gather_code,
+    conda:
+        "../../environment.yml"
+    shell:
+        "salbench gather {input} --out {output} > {log} 2>&1"
