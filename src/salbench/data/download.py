@@ -37,11 +37,21 @@ class ChecksumError(DownloadError):
 
 @dataclass(frozen=True)
 class Remote:
-    """A file to download: where from, its pinned sha256 and the name it is cached under."""
+    """A file to download: where from, its pinned sha256 and the name it is cached under.
+
+    ``sha256`` is the full 64-digit hex digest, or a prefix of at least 8 digits where only that is published
+    (torchvision's weight files are named after the first 8 digits of theirs): then only the prefix is checked.
+    """
 
     url: str
     sha256: str
     name: str
+
+
+def sha256_matches(actual: str, pinned: str) -> bool:
+    """Whether hex digest ``actual`` is the pinned one: equal, or starting with a pinned prefix (>= 8 digits)."""
+    pinned = pinned.lower()
+    return actual == pinned if len(pinned) >= 64 else len(pinned) >= 8 and actual.startswith(pinned)
 
 
 def cache_dir() -> Path:
@@ -67,14 +77,14 @@ def fetch_file(remote: Remote, cache: Path | None = None, progress: bool = True,
     with _locked(cache / f"{remote.name}.lock"):
         if final.is_file():
             actual = file_sha256(final)
-            if actual != remote.sha256:
+            if not sha256_matches(actual, remote.sha256):
                 raise ChecksumError(f"{final}: sha256 {actual} does not match the pinned {remote.sha256}; "
                                     "delete the file to download it again")
             return final
         part = cache / f"{remote.name}.part"
         _download(remote.url, part, timeout, progress)
         actual = file_sha256(part)
-        if actual != remote.sha256:
+        if not sha256_matches(actual, remote.sha256):
             part.unlink()
             raise ChecksumError(f"{remote.url} downloaded to {part}: sha256 {actual}, expected {remote.sha256}; "
                                 "the partial file was removed, run again to download it afresh")

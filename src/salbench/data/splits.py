@@ -48,6 +48,8 @@ class NpzSplitSource(DataSource):
                       "item_ids": np.asarray(items.item_ids, dtype=str)}
             if items.masks is not None:
                 arrays["masks"] = items.masks
+            if items.difficult is not None:
+                arrays["difficult"] = items.difficult
             path = write_npz(root / f"{split}.npz", arrays)
             files[path.name] = file_sha256(path)
         manifest = {"dataset": self.name, "params": self.params, "classes": list(self.classes), "files": files,
@@ -71,4 +73,5 @@ class NpzSplitSource(DataSource):
             raise DataSetError(f"{path} does not match the sha256 in {manifest_path}")
         arrays = read_npz(path)
         return Items(item_ids=arrays["item_ids"].tolist(), image_ids=arrays["image_ids"].tolist(),
-                     images=arrays["images"], targets=arrays["targets"], masks=arrays.get("masks"))
+                     images=arrays["images"], targets=arrays["targets"], masks=arrays.get("masks"),
+                     difficult=arrays.get("difficult"))

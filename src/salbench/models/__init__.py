@@ -1,6 +1,6 @@
 """Models: the architecture registry, specs, checkpoints and the built-in small models."""
 
-from . import cnn, coda, resnet  # noqa: F401  (register small_cnn, the CoDA-Nets, small_resnet)
+from . import cnn, coda, pretrained, resnet  # noqa: F401  (register small_cnn, the CoDA-Nets, tv_*, small_resnet)
 from .base import (
     ARCHS,
     CheckpointError,
