@@ -94,3 +94,12 @@ def make_method(name: str, spec: ModelSpec = SPEC, **params: Any) -> Method:
     if method_cls.needs_layer:
         params.setdefault("layer", spec.layer(method_cls.layer_role))
     return method_cls(**params)
+
+
+def small_archs() -> list[str]:
+    """Registered architectures small enough for CPU tests (input <= 64 px): the embedded default's models and
+    CoDA's CIFAR-10 net, not the 224 px ImageNet ones (their specs are tested in tests/models/)."""
+    from salbench.config import load_catalog
+
+    archs = load_catalog()["archs"]
+    return [name for name in sorted(archs) if archs[name]["spec"]["input_size"] <= 64]

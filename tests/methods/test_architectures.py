@@ -14,6 +14,7 @@ from salbench.methods import METHODS
 from salbench.models import build_model, list_models
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
+from .helpers import small_archs
 from .test_registry import assert_clean_run
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def wrapped(arch: str) -> NormalizedClassifier:
 
 
 @pytest.mark.parametrize("name", FAMILY)
-@pytest.mark.parametrize("arch", list_models() + list(ARCHS))
+@pytest.mark.parametrize("arch", small_archs() + list(ARCHS))
 def test_method_runs_on_architecture(arch, name):
     model = wrapped(arch)
     cls = METHODS.get(name)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from salbench.methods import METHODS
-from salbench.models import build_model, list_models
+from salbench.models import build_model
 
+from .helpers import small_archs
 from .test_registry import assert_clean_run
 from .threads import one_thread  # noqa: F401  (fixture)
 
@@ -28,7 +29,7 @@ FAMILY = [
 
 
 @pytest.mark.parametrize("name", FAMILY)
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", small_archs())
 def test_method_runs_on_the_default_models(arch, name):
     torch.manual_seed(0)
     model = build_model(arch, 5).eval()

@@ -8,6 +8,7 @@ from collections import OrderedDict
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam
 from torch import nn
 from zennit.attribution import Gradient
@@ -16,6 +17,8 @@ from zennit.rules import Pass
 from zennit.types import BatchNorm
 
 from salbench.methods import create_method
+from salbench.methods.backprop import _clamp_output_gradient, guided_backprop
+from salbench.methods.hooks import separate_activations
 from salbench.methods.postprocess import upsample
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
@@ -125,3 +128,19 @@ def test_excitation_backprop_rejects_a_non_spatial_layer_and_leaves_no_trace():
         create_method("excitation_backprop", layer="net.flatten").attribute(model, images(1), torch.tensor([0]))
     assert_no_hooks(model)
     assert [type(m) for m in model.modules()] == [type(m) for m in tiny_model().modules()]
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121"])
+def test_guided_backprop_needs_no_split_of_reused_relus(arch):
+    """Per-call tensor hooks give the same maps as one ReLU module per use (torchvision reuses ``relu``)."""
+    torch.manual_seed(0)
+    net = getattr(torchvision.models, arch)(weights=None, num_classes=5).eval()
+    model = NormalizedClassifier(net, ModelSpec(arch, 32, (0.5,) * 3, (0.25,) * 3, "net.features", gap_fc=True))
+    x, target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 3])
+    with separate_activations(model, x), torch.enable_grad():  # every use its own module
+        handles = [m.register_forward_hook(_clamp_output_gradient) for m in model.modules() if isinstance(m, nn.ReLU)]
+        leaf = x.clone().requires_grad_()
+        (split,) = torch.autograd.grad(model(leaf).gather(1, target.view(-1, 1)).sum(), leaf)
+        for handle in handles:
+            handle.remove()
+    torch.testing.assert_close(guided_backprop(model, x, target), split, rtol=0, atol=0)

@@ -37,9 +37,10 @@ def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor
 
     The gradient arriving at each ReLU call's output is clamped at zero by a tensor hook; the ReLU's own
     backward then masks it by its positive inputs. This is captum's ``GuidedBackprop`` rule (equal maps,
-    tested), without its module backward hooks, which cost a fifth of the pass on the demo CNN.
+    tested), without its module backward hooks, which cost a fifth of the pass on the demo CNN. The hook is
+    registered per call, so a ReLU module used several times (torchvision's ResNet blocks) needs no split.
     """
-    with separate_activations(model, inputs), torch.enable_grad():
+    with separate_activations(model, inputs, split_reused=False), torch.enable_grad():
         handles = [m.register_forward_hook(_clamp_output_gradient) for m in model.modules() if isinstance(m, nn.ReLU)]
         try:
             x = inputs.detach().requires_grad_()

@@ -85,8 +85,9 @@ def _count_calls(model: nn.Module, probe: torch.Tensor) -> dict[int, int]:
 
 
 @contextlib.contextmanager
-def separate_activations(model: nn.Module, probe: torch.Tensor) -> Iterator[nn.Module]:
-    """Within the block, every non-linearity is out of place and every use of one has its own module.
+def separate_activations(model: nn.Module, probe: torch.Tensor, split_reused: bool = True) -> Iterator[nn.Module]:
+    """Within the block, every non-linearity is out of place and (``split_reused``) every use of one has its own
+    module; methods whose hooks act per call, not per module, skip the split and its per-call dispatch.
 
     ``probe`` is a one-item input used (once per model) to count how often each non-linearity is called.
     A module called ``k`` times is replaced, in every parent holding it, by a :class:`PerCall` with ``k``
@@ -103,7 +104,7 @@ def separate_activations(model: nn.Module, probe: torch.Tensor) -> Iterator[nn.M
     per_call: list[PerCall] = []
     handle = None
     try:
-        reused = _count_calls(model, probe[:1])
+        reused = _count_calls(model, probe[:1]) if split_reused else {}
         densenet = loaded_classes(TV_DENSENET, "DenseNet")
         if any(isinstance(m, densenet) for m in model.modules()):
             from .canonizers import DenseNetCanonizer
