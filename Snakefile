@@ -22,6 +22,7 @@ include: "workflow/rules/saliency.smk"
 include: "workflow/rules/sanity.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/grid.smk"
+include: "workflow/rules/layerwise.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -29,3 +30,6 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        layerwise_outputs(),
+        labelling_outputs(),
+        layerwise_labels_output(),

@@ -31,7 +31,7 @@ from salbench.methods import create_method
 from salbench.methods.base import Method
 from salbench.models import ModelSpec, build_model, save_checkpoint
 from salbench.report.tables import load_scores, summarise
-from salbench.store import open_store, write_store
+from salbench.store import open_store, write_store, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 9  # classes
@@ -321,9 +321,9 @@ def test_report_leaderboard_shows_grid_localisation_with_intervals(tmp_path):
         for method, kind in (("gradient", "cell"), ("random", "uniform")):
             values = score_grids(Hand(kind), ColourModel(), grids.images, grids.targets, 8, "cpu")
             path = tmp_path / f"grid_{model}_{method}.parquet"
-            pd.DataFrame({"dataset": "shapes", "model": model, "method": method,
-                          "item": cell_ids(range(len(values)), 2), "target": grids.targets.ravel(),
-                          "metric": settings.metric, "value": values.ravel()}).to_parquet(path)
+            write_table(pd.DataFrame({"dataset": "shapes", "model": model, "method": method,
+                                      "item": cell_ids(range(len(values)), 2), "target": grids.targets.ravel(),
+                                      "metric": settings.metric, "value": values.ravel()}), path)
             files.append(path)
     kwargs = study.kwargs
     html = build_report(**{**kwargs, "score_files": [*kwargs["score_files"], *files],

@@ -30,7 +30,7 @@ def build_catalog() -> dict[str, dict[str, dict[str, Any]]]:
     methods = {
         e.name: {"module": _module_file(e.obj), "description": e.description, "params": e.obj.defaults,
                  "needs_layer": e.obj.needs_layer, "needs_gap_fc": e.obj.needs_gap_fc,
-                 "model_family": e.obj.model_family, "requires": list(e.obj.requires), "uses_model": e.obj.uses_model, "citation": e.obj.citation}
+                 "model_family": e.obj.model_family, "requires": list(e.obj.capabilities()), "uses_model": e.obj.uses_model, "citation": e.obj.citation}
         for e in METHODS.entries()
     }
     metrics = {

@@ -31,6 +31,15 @@ def _json(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from err
 
 
+def _items(text: str) -> tuple[int, int]:
+    from .shards import parse_items
+
+    try:
+        return parse_items(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _threads(args: argparse.Namespace) -> None:
     import torch
 
@@ -51,7 +60,10 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
+    from .config import check_registry_params
+
     config = load_config(args.config)
+    check_registry_params(config)  # parameter values each registry entry refuses (ranges, choices)
     print(f"{args.config}: valid ({len(config['datasets'])} data sets, {len(config['models'])} models, "
           f"{len(config['methods'])} methods, {len(config['metrics'])} metrics)")
 
@@ -86,12 +98,36 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {args.arch}: val accuracy {record['final_val_accuracy']:.3f}")
 
 
+def cmd_fetch_model(args: argparse.Namespace) -> None:
+    from .models.user import UserModelError, fetch_model
+
+    try:
+        digest = fetch_model(args.model, args.entry, args.out)
+    except UserModelError as err:
+        raise ConfigError(str(err)) from None
+    print(f"fetched model {args.model} -> {args.out} (sha256 {digest})")
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    from .explain import explain
+
+    _threads(args)
+    try:
+        written = explain(args.model, args.method, args.images, args.out, params=args.params, target=args.target,
+                          device=args.device, seed=args.seed, layer=args.layer, input_size=args.input_size,
+                          mean=args.mean, std=args.std)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    print(f"wrote {len(written)} overlays to {args.out}")
+
+
 def cmd_saliency(args: argparse.Namespace) -> None:
     from .jobs import saliency
 
     _threads(args)
     saliency(args.dataset, args.model, args.method_id or args.method, args.method, args.params, args.data,
-             args.checkpoint, args.seed, args.device, args.batch_size, args.out, target_layer=args.layer)
+             args.checkpoint, args.seed, args.device, args.batch_size, args.out, target_layer=args.layer,
+             items=args.items, maps_dtype=args.maps_dtype)
 
 
 def cmd_sanity(args: argparse.Namespace) -> None:
@@ -111,7 +147,14 @@ def cmd_score(args: argparse.Namespace) -> None:
     _threads(args)
     score(args.dataset, args.model, args.method_id, args.metrics, args.data, args.checkpoint, args.maps, args.device,
           args.batch_size, args.out, method_name=args.method, method_params=args.params, target_layer=args.layer,
-          seed=args.seed)
+          seed=args.seed, items=args.items)
+
+
+def cmd_gather(args: argparse.Namespace) -> None:
+    from .shards import gather
+
+    gather(args.shards, args.out)
+    print(f"gathered {len(args.shards)} shards into {args.out}")
 
 
 def cmd_build_grid(args: argparse.Namespace) -> None:
@@ -133,6 +176,35 @@ def cmd_grid_score(args: argparse.Namespace) -> None:
           f"(grid, cell) pairs")
 
 
+def cmd_layerwise(args: argparse.Namespace) -> None:
+    from .layerwise.run import layerwise_clusters
+
+    _threads(args)
+    ds = layerwise_clusters(args.dataset, args.model, args.data, args.checkpoint, args.seed, args.device, args.out,
+                            items=args.items, batch_size=args.batch_size, threads=args.threads, layers=args.layers)
+    print(f"layer-wise cluster maps of {args.model} on {args.dataset}: {ds.attrs['n_items']} items x "
+          f"{ds.sizes['layer']} layers, {ds.attrs['seconds_per_item']:.2f} s per item")
+
+
+def cmd_labelling_page(args: argparse.Namespace) -> None:
+    from .layerwise.page import write_labelling_page
+
+    rounds = write_labelling_page(args.clusters, args.data, args.out, items=args.items)
+    print(f"labelling page with {rounds} rounds written to {args.out}")
+
+
+def cmd_labels(args: argparse.Namespace) -> None:
+    from .layerwise.explain import run_labels
+    from .layerwise.labels import LabelFileError
+
+    try:
+        summary = run_labels(args.clusters, args.labels, args.out)
+    except LabelFileError as err:
+        raise SystemExit(f"salbench: {err}") from None
+    print(f"labels: {summary['answers']} answers ({sum(summary['skipped'].values())} skipped), "
+          f"{summary['synonyms']} characteristics, {summary['merged_groups']} merged cluster maps -> {args.out}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .grid import GridSettings
     from .jobs import metric_info
@@ -144,8 +216,25 @@ def cmd_report(args: argparse.Namespace) -> None:
     path = build_report(study=config["study"], config=config, score_files=args.scores, map_stores=args.maps,
                         data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
                         tables_dir=args.summary.parent, metric_info=info,
-                        sanity_files=args.sanity, cascade_stores=args.cascades)
+                        sanity_files=args.sanity, cascade_stores=args.cascades, claims_file=args.claims,
+                        layerwise_stores=args.layerwise_clusters, layerwise_labels=args.layerwise_labels,
+                        checkpoints={tuple(pair.split("/", 1)): Path(path)
+                                     for pair, path in (item.split("=", 1) for item in args.checkpoints)})
     print(f"report written to {path}")
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    from .report.publish import PublishError, archive_name, publish
+
+    config = load_config(args.config) if args.config else args.config_json
+    version = args.version or str(config["report"].get("version", "1"))
+    try:
+        out = args.out or Path("reports") / archive_name(config["study"], version)
+        path = publish(study=config["study"], version=version, config=config, report_dir=args.report,
+                       tables_dir=args.tables, out=out)
+    except PublishError as err:
+        raise ConfigError(str(err)) from err
+    print(f"published {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,8 +301,38 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=32)
         model_job(p)
 
+    p = add("fetch-model", cmd_fetch_model,
+            "write the checkpoint of a model that is fetched, not trained: a registered architecture's published "
+            "weights (pretrained: imagenet; pinned hash, cached in $SALBENCH_WEIGHTS or resources/downloads) or a "
+            "user model (arch: user; a torchvision/timm name + state-dict file, or a TorchScript file)")
+    p.add_argument("--model", required=True, help="model name in the config")
+    p.add_argument("--entry", type=_json, required=True, help="JSON of the config's models.<model> entry")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint path (.pt)")
+
+    p = add("explain", cmd_explain,
+            "a quick look without a workflow: one method's maps for image files, written as PNGs (image | map "
+            "overlay: red positive, blue negative, or dark to bright for a non-negative map)")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
+    p.add_argument("--model", required=True,
+                   help="a registered architecture with published weights (e.g. tv_resnet50: fetched and cached), "
+                        "a salbench checkpoint (.pt from train or fetch-model) or a TorchScript file")
+    p.add_argument("--method", required=True, help="registered method name (salbench list methods)")
+    p.add_argument("--params", type=_json, default={}, help="JSON overrides of the method's paper defaults")
+    p.add_argument("--target", type=int, help="class index to explain (default: each image's top class)")
+    p.add_argument("--layer", help="target layer override for layer methods")
+    p.add_argument("--input-size", type=int, help="TorchScript model: square input size (default 224)")
+    p.add_argument("--mean", type=float, nargs=3, help="TorchScript model: normalisation mean (default ImageNet)")
+    p.add_argument("--std", type=float, nargs=3, help="TorchScript model: normalisation std (default ImageNet)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="folder of the PNGs (<image stem>.<method>.png)")
+    model_job(p)
+
+    items_help = "only the data store's items START:STOP (a shard; the workflow gathers the shards)"
     p = add("saliency", cmd_saliency, "compute one method's maps for every item of a data store")
     method_job(p)
+    p.add_argument("--items", type=_items, help=items_help)
+    p.add_argument("--maps-dtype", choices=("float32", "float16"), default="float32",
+                   help="dtype of the stored maps (computed in float32; float16 halves the store)")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("sanity", cmd_sanity, "run the sanity checks that apply to a data store for one method on one model")
@@ -237,8 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="target layer override for layer methods")
     p.add_argument("--seed", type=int, default=0, help="seed for re-running the method (the saliency job's seed)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--items", type=_items, help=items_help + "; --maps holds those items or all of them")
     p.add_argument("--out", type=Path, required=True)
     model_job(p)
+
+    p = add("gather", cmd_gather, "gather the shards of a saliency store (.zarr) or score table (.parquet) into the "
+                                  "store or table an unsharded job writes")
+    p.add_argument("shards", type=Path, nargs="+", help="shard stores or tables, in item order")
+    p.add_argument("--out", type=Path, required=True, help="the gathered store (.zarr) or table (.parquet)")
 
     p = add("build-grid", cmd_build_grid,
             "build the grid-localisation grids (Böhle et al. 2021) of a single-object data store for one model: "
@@ -260,6 +385,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grids", type=Path, required=True, help="grid store written by build-grid")
     p.add_argument("--out", type=Path, required=True, help="tidy parquet table, one row per (grid, cell)")
 
+    p = add("layerwise", cmd_layerwise,
+            "layer-wise cluster maps (INV, Bianchi et al. 2024) of a model's layers for the first eval items: "
+            "guided-gradient channel weights, PCA + t-SNE + Ward clustering, weighted cluster maps (clusters.zarr)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True, help="model name in the config")
+    p.add_argument("--data", type=Path, required=True, help="data store (data.zarr)")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0, help="seed of PCA and t-SNE (recorded)")
+    p.add_argument("--items", type=int, default=16, help="explain the first N eval items (default: 16)")
+    p.add_argument("--layers", nargs="+", help="layer names (default: the model spec's layerwise layers)")
+    p.add_argument("--batch-size", type=int, default=16, help="items per forward/backward pass")
+    p.add_argument("--out", type=Path, required=True, help="cluster store (clusters.zarr)")
+    model_job(p)
+
+    p = add("labelling-page", cmd_labelling_page,
+            "write the self-contained labelling page (INV's Deep Reveal game) for a cluster store: players reveal "
+            "each cluster map step by step, guess the class, describe it, and save their answers as a label file")
+    p.add_argument("--clusters", type=Path, required=True, help="cluster store (clusters.zarr)")
+    p.add_argument("--data", type=Path, required=True, help="data store (data.zarr) with the images")
+    p.add_argument("--items", type=int, default=4, help="rounds for the first N items of the store (default: 4)")
+    p.add_argument("--out", type=Path, required=True, help="the page (.html)")
+
+    p = add("labels", cmd_labels,
+            "ingest label files of cluster maps, score and process the labels (Sentence-BERT synonyms), merge "
+            "same-label cluster maps and aggregate global explanations per class and layer (tables in --out)")
+    p.add_argument("--clusters", type=Path, nargs="+", required=True, help="cluster stores the labels refer to")
+    p.add_argument("--labels", type=Path, nargs="+", required=True, help="label files (JSON) saved by the page")
+    p.add_argument("--out", type=Path, required=True, help="folder of the tables")
+
     p = add("report", cmd_report, "aggregate scores and render reports/{study}/index.html")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", type=Path, help="study config YAML")
@@ -271,6 +425,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, required=True, help="results/tables/{study}/summary.csv; other tables beside it")
     p.add_argument("--sanity", type=Path, nargs="*", default=[], help="sanity-check tables (parquet)")
     p.add_argument("--cascades", type=Path, nargs="*", default=[], help="cascade map stores of the sanity checks")
+    p.add_argument("--claims", type=Path, help="published claims to check (config/claims.yaml)")
+    p.add_argument("--layerwise-clusters", type=Path, nargs="*", default=[],
+                   help="cluster stores of the layer-wise section (clusters.zarr)")
+    p.add_argument("--layerwise-labels", type=Path, help="folder written by `salbench labels`")
+    p.add_argument("--checkpoints", nargs="*", default=[],
+                   help="DATASET/MODEL=PATH model checkpoints: library variants (method@library) are re-run on a few "
+                        "items there to measure why they disagree with ours")
+
+    p = add("publish", cmd_publish, "archive the report folder and tables with a sha256 manifest: "
+                                    "reports/{study}-{version}.tar.gz")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", type=Path, help="study config YAML")
+    src.add_argument("--config-json", type=_json, help="validated study config as JSON")
+    p.add_argument("--report", type=Path, required=True, help="the report folder (reports/{study})")
+    p.add_argument("--tables", type=Path, required=True, help="the tables folder (results/tables/{study})")
+    p.add_argument("--version", help="archive version (default: the config's report.version)")
+    p.add_argument("--out", type=Path, help="archive path (default: reports/{study}-{version}.tar.gz)")
     return parser
 
 

@@ -46,9 +46,31 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as err:
+        raise ConfigError(f"config file {path}: {err}") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from err
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping repeats a key (plain YAML keeps the last value silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(f"config key {key!r} is given twice in one mapping (line "
+                                        f"{key_node.start_mark.line + 1}); keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -63,7 +85,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config must be a mapping of keys, got {type(config).__name__}")
     _check_schema(config)
     _check_names(config)
+    _check_train_options(config)
     _check_grid(config)
+    _check_shards(config)
     _check_references(config)
     return config
 
@@ -117,8 +141,12 @@ def _check_names(config: dict[str, Any]) -> None:
                                   f"this config; allowed values: {', '.join(trainable) or '(none)'}")
     if all("models_from" in s for s in config["datasets"].values()):
         raise ConfigError("config key 'datasets': at least one data set must train models (no models_from)")
+    from .model_config import USER_ARCH, check_model_entry
+
     for name, spec in config["models"].items():
-        _check_entry(catalog, "archs", f"models.{name}.arch", spec["arch"], {}, "")
+        if spec["arch"] != USER_ARCH:  # a user model's architecture is its own, not a registered one
+            _check_entry(catalog, "archs", f"models.{name}.arch", spec["arch"], {}, "")
+        check_model_entry(name, spec, catalog)
     for section, field in (("methods", "method"), ("metrics", "metric")):
         for name, spec in config[section].items():
             spec.setdefault(field, name)
@@ -152,6 +180,45 @@ def _same_kind(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
+#: training options that only apply with another option's value: option -> (key, required value)
+TRAIN_OPTION_NEEDS = {"lr_step": ("schedule", "step"), "lr_decay": ("schedule", "step"),
+                      "crop_padding": ("augmentation", "flip_crop")}
+
+
+def _check_train_options(config: dict[str, Any]) -> None:
+    """A training option that only applies with another's value (``lr_step`` with ``schedule: step``) is an
+    error without it: it would be ignored silently."""
+    for name, spec in config["models"].items():
+        train = spec.get("train", {})
+        for option, (key, needed) in TRAIN_OPTION_NEEDS.items():
+            if option in train and train.get(key) != needed:
+                raise ConfigError(f"config key 'models.{name}.train.{option}' applies only with {key}: {needed} "
+                                  f"(got {key}: {train.get(key, '(default)')}); set {key}: {needed} or remove {option}")
+
+
+def check_registry_params(config: dict[str, Any]) -> None:
+    """Construct every configured data set, method and metric, so that a parameter value its entry refuses
+    (out of range, not one of its choices) fails now, naming the key, instead of in a job.
+
+    Imports the registries (and torch): :func:`validate_config` stays cheap for the Snakefile, which runs this
+    once before the first job (``onstart``); ``salbench check-config`` runs both.
+    """
+    from .data import create_dataset
+    from .methods import create_method
+    from .metrics import create_metric
+    from .params import ParamError
+
+    config = validate_config(config)
+    entries = [(f"datasets.{n}", create_dataset, s["source"], s["params"]) for n, s in config["datasets"].items()]
+    entries += [(f"methods.{n}", create_method, s["method"], s["params"]) for n, s in config["methods"].items()]
+    entries += [(f"metrics.{n}", create_metric, s["metric"], s["params"]) for n, s in config["metrics"].items()]
+    for key, create, registered, params in entries:
+        try:
+            create(registered, **params)
+        except ParamError as err:
+            raise ConfigError(f"config key '{key}.params': {err}") from err
+
+
 def grid_enabled(config: dict[str, Any]) -> bool:
     """Whether a validated config builds localisation grids (a ``grid`` section without ``enabled: false``)."""
     return bool((config.get("grid") or {}).get("enabled", False))
@@ -180,13 +247,26 @@ def _check_grid(config: dict[str, Any]) -> None:
                 raise ConfigError(error)
 
 
+def _check_shards(config: dict[str, Any]) -> None:
+    """A data set's ``shard_size`` is a whole number of batches: shards then split the items where the
+    unsharded run's batches do, so every batch (and each per-batch seed) holds the same items."""
+    batch_size = config["batch_size"]
+    for name, spec in config["datasets"].items():
+        size = spec.get("shard_size")
+        if size is not None and size % batch_size:
+            lower = max(batch_size, size - size % batch_size)
+            raise ConfigError(f"config key 'datasets.{name}.shard_size': {size} is not a multiple of batch_size "
+                              f"({batch_size}); shards must hold whole batches, e.g. {lower} or {lower + batch_size}")
+
+
 def _check_references(config: dict[str, Any]) -> None:
     """Each published reference names a metric, method and (optional) model of this config."""
     metrics = set(config["metrics"])
     if grid_enabled(config):
         metrics.add(f"grid_localisation_{config['grid']['n']}x{config['grid']['n']}")
     for i, ref in enumerate(config.get("references", [])):
-        for field, allowed in (("metric", metrics), ("method", set(config["methods"])), ("model", set(config["models"]))):
+        for field, allowed in (("metric", metrics), ("method", set(config["methods"])), ("model", set(config["models"])),
+                               ("dataset", set(config["datasets"]))):
             if field in ref and ref[field] not in allowed:
                 raise ConfigError(f"config key 'references.{i}.{field}': {ref[field]!r} is not in this config; "
                                   f"allowed values: {', '.join(sorted(allowed))}")

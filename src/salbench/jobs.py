@@ -20,7 +20,8 @@ import xarray as xr
 
 from .config import canonical_json
 from .provenance import file_sha256, provenance
-from .store import atomic_path, object_strings, open_store, write_store
+from .shards import select_items
+from .store import atomic_path, object_strings, open_store, write_store, write_table
 
 log = logging.getLogger("salbench")
 
@@ -37,10 +38,23 @@ def resolve_device(device: str) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA)."""
+    """Seed Python, numpy and torch (CPU and CUDA) and ask torch for deterministic algorithms.
+
+    On the CPU every job is bitwise reproducible. On a GPU, cuDNN's autotuner is off and its deterministic
+    kernels are on, cuBLAS gets a fixed workspace, and ops without a deterministic CUDA kernel warn instead
+    of failing (``warn_only``): repeated runs on the same GPU, driver and library versions match, except
+    where such a warning was logged. The settings are recorded in every store's ``provenance``.
+    """
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts, before any GPU op
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    if torch.cuda.is_available():  # CPU kernels are deterministic already, and the switch costs ~1.4 s of imports
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def fetch_dataset(source_name: str, params: dict[str, Any], out: Path) -> None:
@@ -104,15 +118,19 @@ def build_method(method_id: str, method_name: str, method_params: dict[str, Any]
 
 def saliency(dataset: str, model_name: str, method_id: str, method_name: str, method_params: dict[str, Any],
              data_path: Path, checkpoint: Path, seed: int, device: str, batch_size: int, out: Path,
-             target_layer: str | None = None) -> None:
-    """Compute one method's maps for every item of a data store; write ``{method}.zarr``."""
+             target_layer: str | None = None, items: tuple[int, int] | None = None,
+             maps_dtype: str = "float32") -> None:
+    """Compute one method's maps for every item of a data store, or for its items ``[start, stop)`` (a shard,
+    recorded in the ``shard`` attr; see :mod:`salbench.shards`); write ``{method}.zarr``.
+
+    Maps are computed in float32 and stored as ``maps_dtype`` (see :func:`storable_maps`)."""
     from .models import load_checkpoint
     from .saliency import compute_maps
 
     start = time.perf_counter()
     device = resolve_device(device)
     seed_everything(seed)
-    data = open_store(data_path)
+    data, shard = select_items(open_store(data_path), items)
     model = load_checkpoint(checkpoint, device)
     method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
     images = torch.from_numpy(data["image"].values)  # uint8 on the CPU; compute_maps scales per batch
@@ -120,24 +138,76 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
     compute_start = time.perf_counter()
     maps = compute_maps(method, model, images, targets, batch_size=batch_size, device=device)
     compute_s = time.perf_counter() - compute_start
+    nonfinite = nonfinite_items(maps.numpy(), data["item"].values)
+    if nonfinite:
+        log.warning("method %s gave non-finite values (NaN or Inf) in the maps of %d of %d items: %s", method_id,
+                    len(nonfinite), len(targets), ", ".join(nonfinite[:20]) + (" ..." if len(nonfinite) > 20 else ""))
+    stored, maps_dtype = storable_maps(maps.numpy(), maps_dtype, method_id)
     ds = xr.Dataset(
-        {"saliency": (("item", "y", "x"), maps.numpy().astype(np.float32))},
+        {"saliency": (("item", "y", "x"), stored)},
         coords={"item": object_strings(data["item"].values), "target": ("item", data["target"].values)},
         attrs={
             "dataset": dataset, "model": model_name, "method": method_id, "method_name": method_name,
             "method_params": method.params, "citation": method.citation, "seed": seed,
             "checkpoint_sha256": file_sha256(checkpoint), "data_manifest_sha256": data.attrs["manifest_sha256"],
-            "data_store_sha256": data.attrs["content_sha256"], "device": device,
+            "data_store_sha256": data.attrs["content_sha256"], "device": device, "nonfinite_items": nonfinite,
             "compute_s": compute_s, "runtime_s": time.perf_counter() - start, "provenance": provenance(device),
+            "maps_dtype": maps_dtype, **shard,
         },
     )
     write_store(ds, out)
 
 
+def storable_maps(maps: np.ndarray, dtype: str, method_id: str) -> tuple[np.ndarray, str]:
+    """``maps`` (float32) as ``dtype`` for the store, and the dtype used: float16 halves a store but holds
+    magnitudes up to 65504 only, so maps beyond that stay float32 (with a warning) rather than turn to Inf."""
+    if dtype == "float16":
+        finite = np.abs(maps[np.isfinite(maps)])
+        largest = float(finite.max()) if finite.size else 0.0
+        if largest <= float(np.finfo(np.float16).max):
+            return maps.astype(np.float16), dtype
+        log.warning("method %s: maps reach %.3g, beyond float16's range; stored as float32", method_id, largest)
+    return maps.astype(np.float32), "float32"
+
+
+def read_maps(maps: xr.Dataset) -> np.ndarray:
+    """A maps store's ``saliency`` as float32, whatever dtype it was stored in."""
+    return maps["saliency"].values.astype(np.float32, copy=False)
+
+
+def nonfinite_items(maps: np.ndarray, items: np.ndarray) -> list[str]:
+    """Ids of the items whose map (first axis = item) holds a NaN or an Inf."""
+    bad = ~np.isfinite(maps.reshape(len(maps), -1)).all(axis=1)
+    return [str(i) for i in np.asarray(items)[bad]]
+
+
+#: score-table column: JSON ``{metric id: reason}`` of the configured metrics the job skipped (same on every row,
+#: so it survives the gather of shards; the report lists them in the leaderboard's notes)
+SKIPPED_COLUMN = "skipped_metrics"
+
+
+def mask_skips(instances: dict[str, Any], dataset: str, attrs: dict[str, Any]) -> dict[str, str]:
+    """``{metric id: reason}`` of the metrics that need ground-truth masks when the data store has none
+    (Imagenette, a user image folder without masks): they are skipped, not an error."""
+    if attrs.get("has_masks", True):
+        return {}
+    return {name: f"data set {dataset!r} has no ground-truth masks, which {metric.name} needs"
+            for name, metric in instances.items() if metric.needs_mask}
+
+
 def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict[str, Any]], data_path: Path,
           checkpoint: Path, maps_path: Path, device: str, batch_size: int, out: Path, method_name: str | None = None,
-          method_params: dict[str, Any] | None = None, target_layer: str | None = None, seed: int = 0) -> pd.DataFrame:
+          method_params: dict[str, Any] | None = None, target_layer: str | None = None, seed: int = 0,
+          items: tuple[int, int] | None = None) -> pd.DataFrame:
     """Score one method's maps with every configured metric; write a tidy parquet table.
+
+    With ``items``, only the data store's items ``[start, stop)`` (a shard); the maps store then holds either
+    those items (a shard's maps) or every item of the data store.
+
+    Items whose map holds a NaN or an Inf are not scored: every metric's value is NaN and the column
+    ``map_finite`` is False for them (the report counts them apart from items a metric cannot score).
+    Metrics skipped for the data set (:func:`mask_skips`) get no rows; column ``skipped_metrics`` names them
+    with their reason (JSON).
 
     Metrics that re-run the method (``needs_method``) get it built as the saliency job builds it, from
     ``method_name``, ``method_params`` and ``target_layer``, after seeding everything with ``seed``.
@@ -146,10 +216,17 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     from .models import load_checkpoint
 
     device = resolve_device(device)
-    data, maps = open_store(data_path), open_store(maps_path)
+    full, maps = open_store(data_path), open_store(maps_path)
+    data, _ = select_items(full, items)
+    if items is not None and maps.sizes["item"] == full.sizes["item"] != data.sizes["item"]:
+        maps, _ = select_items(maps, items)
     if list(data["item"].values) != list(maps["item"].values):
         raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
     instances = {name: create_metric(spec["metric"], **spec.get("params", {})) for name, spec in metrics.items()}
+    skipped = mask_skips(instances, dataset, data.attrs)
+    for name, reason in skipped.items():
+        log.warning("metric %s skipped: %s", name, reason)
+        del instances[name]
     needs_method = [name for name, m in instances.items() if m.needs_method]
     if needs_method and method_name is None:
         raise ValueError(f"metric {needs_method[0]!r} re-runs the saliency method: score needs its name (--method)")
@@ -161,11 +238,17 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
         method = build_method(method_id, method_name, method_params or {}, model, model_name, target_layer)
     values = {name: [] for name in instances}
     n = data.sizes["item"]
+    saliency_maps = read_maps(maps)
+    finite = np.isfinite(saliency_maps.reshape(n, -1)).all(axis=1)
+    if not finite.all():
+        log.warning("maps of %d of %d items are not finite (NaN or Inf); they are not scored: %s", int((~finite).sum()),
+                    n, ", ".join(nonfinite_items(saliency_maps, data["item"].values)[:20]))
+        saliency_maps = np.where(np.isfinite(saliency_maps), saliency_maps, 0).astype(saliency_maps.dtype)
     for lo in range(0, n, batch_size):
         sl = slice(lo, min(lo + batch_size, n))
         batch = ScoringBatch(
             images=torch.from_numpy(data["image"].values[sl]).to(device).float().div_(255),
-            maps=torch.from_numpy(maps["saliency"].values[sl]).to(device),
+            maps=torch.from_numpy(saliency_maps[sl]).to(device),
             targets=torch.from_numpy(data["target"].values[sl]).to(device),
             masks=torch.from_numpy(data["mask"].values[sl]).to(device) if data.attrs.get("has_masks") else None,
             model=model,
@@ -175,13 +258,15 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
             values[name].append(np.asarray(metric.score(batch), dtype=np.float64))
     frames = [
         pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": object_strings(data["item"].values),
-                      "target": data["target"].values.astype(np.int64), "metric": name, "value": np.concatenate(vals)})
+                      "target": data["target"].values.astype(np.int64), "metric": name,
+                      "value": np.where(finite, np.concatenate(vals), np.nan), "map_finite": finite,
+                      SKIPPED_COLUMN: json.dumps(skipped, sort_keys=True)})
         for name, vals in values.items()
     ]
-    table = pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
+    columns = [*SCORE_COLUMNS, "map_finite", SKIPPED_COLUMN]
+    table = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     table.attrs = {}
-    with atomic_path(out) as tmp:
-        table.to_parquet(tmp, index=False)
+    write_table(table, out)
     return table
 
 
@@ -215,7 +300,7 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
         maps = open_store(maps_path)
         if list(maps["item"].values[:n]) != list(data["item"].values[:n]):
             raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
-        table = class_checks(method, model, images, targets, torch.from_numpy(maps["saliency"].values[:n]),
+        table = class_checks(method, model, images, targets, torch.from_numpy(read_maps(maps.isel(item=slice(0, n)))),
                              torch.from_numpy(data["mask"].values[:n]), items,
                              object_strings(data["image_id"].values[:n]), len(data.attrs["classes"]), conf,
                              seed, batch_size, device)
@@ -242,8 +327,7 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
     table.insert(0, "model", model_name)
     table.insert(0, "dataset", dataset)
     table.attrs = {}
-    with atomic_path(out) as tmp:
-        table.to_parquet(tmp, index=False)
+    write_table(table, out)
     return table
 
 
@@ -343,6 +427,5 @@ def grid_score(dataset: str, model_name: str, method_id: str, method_name: str, 
         "source_item": [i for row in grids.attrs["source_item_ids"] for i in row],
     })
     table.attrs = {}
-    with atomic_path(out) as tmp:
-        table.to_parquet(tmp, index=False)
+    write_table(table, out)
     return table

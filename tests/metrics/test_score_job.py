@@ -13,7 +13,7 @@ from salbench.cli import main
 from salbench.jobs import build_method, fetch_dataset, prepare_dataset, saliency
 from salbench.metrics import ScoringBatch, create_metric
 from salbench.models import build_model, save_checkpoint
-from salbench.store import open_store
+from salbench.store import open_store, read_table, write_store
 
 SHAPES = {"image_size": 16, "n_train": 0, "n_val": 0, "n_eval": 3, "seed": 0}
 METRICS = {"max_sensitivity": {"metric": "max_sensitivity", "params": {"n_samples": 2}},
@@ -61,3 +61,23 @@ def test_score_without_the_method_names_the_metric_that_needs_it(study):
     root, _ = study
     with pytest.raises(ValueError, match="'max_sensitivity' re-runs the saliency method"):
         main(score_args(root, "gradient"))
+
+
+def test_score_records_the_mask_metrics_it_skips(study):
+    root, _ = study
+    data = open_store(root / "data.zarr").load()
+    data.attrs["has_masks"] = False
+    write_store(data, root / "nomasks.zarr")
+    metrics = {"pointing_game": {"metric": "pointing_game"}, "sparseness": {"metric": "sparseness"}}
+    args = score_args(root, "gradient")
+    args[args.index("--metrics") + 1] = json.dumps(metrics)
+    args[args.index("--data") + 1] = str(root / "nomasks.zarr")
+    args[args.index("--out") + 1] = str(root / "nomasks.parquet")
+    assert main(args) == 0
+    table = read_table(root / "nomasks.parquet")
+    assert set(table["metric"]) == {"sparseness"}
+    (skipped,) = set(table["skipped_metrics"])
+    reasons = json.loads(skipped)
+    assert list(reasons) == ["pointing_game"] and "no ground-truth masks" in reasons["pointing_game"]
+    assert main(score_args(root, "gradient", "--method", "gradient", "--params", "{}")) == 0
+    assert set(read_table(root / "gradient.parquet")["skipped_metrics"]) == {"{}"}

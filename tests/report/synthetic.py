@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from salbench.store import object_strings, write_store
+from salbench.store import object_strings, write_store, write_table
 
 SIZE = 32
 N_ITEMS = 12
@@ -27,6 +28,22 @@ METRIC_INFO = {
 #: gradient's pointing-game hits on cnn_a, by item: class 0 has four items, class 1 three, class 2 five
 HAND_TARGETS = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
 HAND_VALUES = np.array([1, 1, 1, 1, 0, 0, np.nan, 1, 0, np.nan, 0, 1], dtype=float)
+#: claims on the synthetic study: a hand-worked value (gradient's class-mean pointing game on cnn_a is 0.5), a
+#: comparison, and claims it has no data for (another data source; a method it did not run)
+CLAIMS = """
+version: 1
+claims:
+  - {id: gradient-value, kind: value, claim: gradient points half the time, metric: pointing_game,
+     method: gradient, value: 0.5, tolerance: 0.01, scope: {models: [cnn_a]}, source: {paper: hand-made, evidence: code}}
+  - {id: gradient-value-off, kind: value, claim: gradient points 60 % of the time, metric: pointing_game,
+     method: gradient, value: 0.6, tolerance: 0.05, scope: {models: [cnn_a]}, source: {paper: hand-made}}
+  - {id: gradcam-vs-gradient, kind: compare, claim: Grad-CAM points better than the gradient, metric: pointing_game,
+     better: gradcam, worse: gradient, source: {paper: TorchRay, where: VOC07 VGG16, evidence: code}}
+  - {id: voc-only, kind: value, claim: a VOC number, metric: pointing_game, values: {gradcam: 0.866}, tolerance: 0.015,
+     scope: {sources: [voc07]}, source: {paper: TorchRay}}
+  - {id: rise-verdict, kind: verdict, claim: RISE passes, method: rise, check: model_sensitivity, expect: pass,
+     source: {paper: nobody}}
+"""
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,9 @@ class Study:
 def make_study(root: Path) -> Study:
     """Write the synthetic study's inputs under ``root``."""
     rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    claims = root / "claims.yaml"
+    claims.write_text(CLAIMS)
     data_path = write_store(_data(rng), root / "shapes" / "data.zarr")
     score_files, map_stores = [], []
     for model in MODELS:
@@ -52,11 +72,13 @@ def make_study(root: Path) -> Study:
         "methods": {m: {"method": r, "params": {}} for m, r in METHODS.items()},
         "metrics": {m: {"metric": m, "params": {}} for m in METRIC_INFO},
         "report": {"examples": 4, "bootstrap": 200},
+        "references": [{"metric": "deletion_auc", "method": "gradcam", "model": "cnn_b", "value": 0.5,
+                        "tolerance": 0.2, "source": "a made-up reference"}],
     }
     return Study(kwargs={
         "study": "synthetic", "config": config, "score_files": score_files, "map_stores": map_stores,
         "data_stores": {"shapes": data_path}, "out_dir": root / "report", "tables_dir": root / "tables",
-        "metric_info": METRIC_INFO,
+        "metric_info": METRIC_INFO, "claims_file": claims,
     })
 
 
@@ -95,6 +117,10 @@ def _maps(rng: np.random.Generator, model: str, method: str, registered: str) ->
     )
 
 
+#: what the score jobs of the last model record as skipped (a mask metric on a data set without masks)
+SKIPPED = {"relevance_mass": "data set 'shapes' has no ground-truth masks, which relevance mass needs"}
+
+
 def _scores(rng: np.random.Generator, path: Path, model: str, method: str) -> Path:
     items = [f"img{i:02d}" for i in range(N_ITEMS)]
     frames = []
@@ -106,7 +132,8 @@ def _scores(rng: np.random.Generator, path: Path, model: str, method: str) -> Pa
         else:
             values = rng.random(N_ITEMS)
         frames.append(pd.DataFrame({"dataset": "shapes", "model": model, "method": method, "item": items,
-                                    "target": HAND_TARGETS, "metric": metric, "value": values}))
+                                    "target": HAND_TARGETS, "metric": metric, "value": values,
+                                    "skipped_metrics": json.dumps(SKIPPED if model == MODELS[-1] else {})}))
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
+    write_table(pd.concat(frames, ignore_index=True), path)  # checksummed, as the score job writes it
     return path

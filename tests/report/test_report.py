@@ -9,8 +9,9 @@ import pytest
 
 from salbench.report import build_report
 from salbench.report.tables import aggregate, bootstrap_ci, load_scores, mark_leaders, summarise
+from salbench.store import write_table
 
-from .synthetic import HAND_TARGETS, HAND_VALUES, METHODS, METRIC_INFO, MODELS
+from .synthetic import HAND_TARGETS, HAND_VALUES, METHODS, METRIC_INFO, MODELS, SKIPPED
 
 
 def test_report_names_every_method_metric_and_pair(built):
@@ -24,11 +25,21 @@ def test_report_names_every_method_metric_and_pair(built):
     assert "<pre>" in text and "bootstrap: 200" in text  # config shown as YAML
 
 
+def test_skipped_metrics_are_noted_under_their_models_leaderboard(built):
+    _, index = built
+    sections = re.split(r'<section id="leaderboard-shapes--', index.read_text())
+    by_model = {model: next(s for s in sections if s.startswith(model)) for model in MODELS}
+    (metric, reason), = SKIPPED.items()
+    note = f"metric <code>{metric}</code> not computed on shapes: {reason}".replace("'", "&#x27;")
+    assert note in by_model[MODELS[-1]]
+    assert metric not in by_model[MODELS[0]]
+
+
 def test_report_folder_is_self_contained(built):
     study, index = built
     text = index.read_text()
     sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', text)
-    assert len(sources) == 3 + len(MODELS)
+    assert len(sources) == 3 + 2 * len(MODELS)  # metrics, ranks, agreement; examples and gallery per model
     links = re.findall(r'\shref="([^"]+)"', text)
     for target in sources + [link for link in links if not link.startswith(("#", "data:"))]:
         assert not target.startswith(("/", "http:", "https:", "file:", "//")), target
@@ -37,9 +48,9 @@ def test_report_folder_is_self_contained(built):
     figures = study.kwargs["out_dir"] / "figures"
     assert {p.name for p in figures.iterdir()} == {
         "metrics.png", "metrics.svg", "ranks.png", "ranks.svg", "rank_agreement.png", "rank_agreement.svg",
-        *(f"examples_shapes_{m}.png" for m in MODELS)}
+        *(f"examples_shapes_{m}.png" for m in MODELS), *(f"gallery_shapes_{m}.png" for m in MODELS)}
     tables = study.kwargs["tables_dir"]
-    assert {"scores.parquet", "summary.parquet", "summary.csv", "ranks.csv", "rank_agreement.csv"} <= {
+    assert {"scores.parquet", "summary.parquet", "summary.csv", "ranks.csv", "rank_agreement.csv", "claims.csv"} <= {
         p.name for p in tables.iterdir()}
 
 
@@ -94,7 +105,7 @@ def test_leaders_respect_direction_and_controls():
 def test_scores_scored_twice_are_an_error(tmp_path):
     frame = pd.DataFrame({"dataset": "d", "model": "m", "method": "a", "item": ["i"], "target": [0],
                           "metric": "x", "value": [1.0]})
-    frame.to_parquet(tmp_path / "s.parquet")
+    write_table(frame, tmp_path / "s.parquet")
     with pytest.raises(ValueError, match="scored twice"):
         load_scores([tmp_path / "s.parquet", tmp_path / "s.parquet"])
 

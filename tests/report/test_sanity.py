@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from salbench.report import sanity
+from salbench.store import write_table
 
 CONFIG = {"sanity": {"measure": "spearman_abs", "thresholds": {}},
           "methods": {"gradient": {"method": "gradient"}, "sobel": {"method": "sobel"}, "edges": {"method": "sobel"}}}
@@ -22,7 +23,7 @@ def cascade(method: str, last: float, n: int = 6, stages: int = 3) -> pd.DataFra
 def test_verdicts_pass_a_changing_map_and_validate_the_check_with_the_sobel_control(tmp_path):
     table = pd.concat([cascade("gradient", 0.1), cascade("sobel", 1.0)], ignore_index=True)
     path = tmp_path / "t.parquet"
-    table.to_parquet(path)
+    write_table(table, path)
     table = sanity.verdict_table(sanity.load_tables([path]), CONFIG, n_boot=200, seed=0)
     assert table["trustworthy"].all()
     verdicts = table[table["check"] == "model_sensitivity"].set_index("method")

@@ -14,6 +14,8 @@ from salbench.config import (
     training_dataset,
     validate_config,
 )
+from salbench.model_config import USER_ARCH, is_fetched, user_spec
+from salbench.shards import shard_ranges, store_size
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 try:
@@ -33,6 +35,9 @@ DATASETS = sorted(config["datasets"])
 TRAIN_DATASETS = [d for d in DATASETS if "models_from" not in config["datasets"][d]]
 MODELS = sorted(config["models"])
 METHODS = sorted(config["methods"])
+# Models with pretrained or user weights are fetched (rule fetch_model), the others trained (train_model)
+FETCHED_MODELS = [m for m in MODELS if is_fetched(config["models"][m])]
+TRAINED_MODELS = [m for m in MODELS if m not in FETCHED_MODELS]
 
 
 def _alternatives(names):
@@ -46,9 +51,15 @@ wildcard_constraints:
     method=_alternatives(METHODS),
 
 
+def model_spec(model):
+    """The model's spec as plain data: the catalog's for a registered architecture, the config's for a user model."""
+    entry = config["models"][model]
+    return user_spec(model, entry) if entry["arch"] == USER_ARCH else CATALOG["archs"][entry["arch"]]["spec"]
+
+
 def skip_reason(model, method):
     """Why a (model, method) pair is not scheduled (None when it is), from the registry catalog."""
-    spec = CATALOG["archs"][config["models"][model]["arch"]]["spec"]
+    spec = model_spec(model)
     entry = CATALOG["methods"][config["methods"][method]["method"]]
     if entry["model_family"] and entry["model_family"] != spec["family"]:
         return f"{method} needs a {entry['model_family']} model; {model} is {spec['family']}"
@@ -60,10 +71,33 @@ def skip_reason(model, method):
     return None
 
 
+def dataset_selection(dataset, key, names):
+    """The models or methods (``key``) a data set's entry restricts itself to (all ``names`` by default)."""
+    chosen = config["datasets"][dataset].get(key, names)
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        sys.exit(f"salbench: config key 'datasets.{dataset}.{key}': {unknown[0]!r} is not in this config's {key}; "
+                 f"allowed values: {', '.join(names)}")
+    return [n for n in names if n in chosen]
+
+
 SALIENCY_JOBS = [
-    (d, m, k) for d in DATASETS for m in MODELS for k in METHODS if skip_reason(m, k) is None
+    (d, m, k)
+    for d in DATASETS
+    for m in dataset_selection(d, "models", MODELS)
+    for k in dataset_selection(d, "methods", METHODS)
+    if skip_reason(m, k) is None
 ]
 SKIPPED = {(m, k): skip_reason(m, k) for m in MODELS for k in METHODS if skip_reason(m, k)}
+#: (data set, model) pairs with at least one saliency job (the report draws a figure per pair)
+EVALUATED_PAIRS = sorted({(d, m) for d, m, _ in SALIENCY_JOBS})
+
+
+def variant_checkpoints():
+    """{"DATASET/MODEL": checkpoint} of every (dataset, model) with a library variant job (``method@library``):
+    the report re-runs the variants there on a few items to measure why they disagree with ours."""
+    pairs = sorted({(d, m) for d, m, k in SALIENCY_JOBS if "@" in config["methods"][k]["method"]})
+    return {f"{d}/{m}": checkpoint_path(d, m) for d, m in pairs}
 
 
 def objects_per_image(dataset):
@@ -73,7 +107,10 @@ def objects_per_image(dataset):
 # Sanity checks: model checks on single-object data sets, class checks on two-object ones
 MODEL_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 1]
 CLASS_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 2]
-SANITY_JOBS = [job for job in SALIENCY_JOBS if job[0] in MODEL_CHECK_DATASETS + CLASS_CHECK_DATASETS]
+SANITY_JOBS = [job for job in SALIENCY_JOBS if (job[0] in CLASS_CHECK_DATASETS or job[0] in MODEL_CHECK_DATASETS
+               # the model checks re-initialise layers: not for a model that lacks that (TorchScript, ViT)
+               and "parameter_randomisation" not in model_spec(job[1])["lacks"])
+               and config["sanity"].get("enabled", True)]
 # Grid localisation (config `grid`): grids per single-object data set and model, scored for every method
 GRID_DATASETS = MODEL_CHECK_DATASETS if grid_enabled(config) else []
 GRID_JOBS = [job for job in SALIENCY_JOBS if job[0] in GRID_DATASETS]
@@ -96,7 +133,16 @@ def sanity_json(wildcards=None):
 
 
 def permuted_checkpoint(wildcards):
+    """The model trained on permuted labels (data randomisation); none for a fetched model (a user model, which
+    cannot be retrained here, or published pretrained weights, whose evaluation data sets have no training split):
+    its sanity checks leave data randomisation out."""
+    if wildcards.model in FETCHED_MODELS:
+        return []
     return f"results/{training_dataset(config, wildcards.dataset)}/models/{wildcards.model}.permuted.pt"
+
+
+def permuted_option(wildcards, input):
+    return f"--permuted-checkpoint {input.permuted}" if input.permuted else ""
 
 
 def permuted_train_params(wildcards):
@@ -107,6 +153,38 @@ def permuted_train_params(wildcards):
     return canonical_json({**settings, "permute_labels": True, "augment": False})
 
 
+# Sharding (datasets.<d>.shard_size; salbench.shards): a sharded data set's saliency and score jobs run one job
+# per shard of its items, and gather jobs write the unsharded paths. The shard count needs the data store's item
+# count, so prepare_dataset is a checkpoint; nothing asks for it on an unsharded data set, whose DAG is unchanged.
+SHARDED_DATASETS = [d for d in DATASETS if config["datasets"][d].get("shard_size")]
+UNSHARDED_DATASETS = [d for d in DATASETS if d not in SHARDED_DATASETS]
+
+
+def data_shards(dataset):
+    """``[start, stop)`` of each shard of a sharded data set (once its data store exists)."""
+    store = checkpoints.prepare_dataset.get(dataset=dataset).output[0]
+    return shard_ranges(store_size(store), config["datasets"][dataset]["shard_size"])
+
+
+def shard_inputs(pattern):
+    """An input function: ``pattern`` (with ``{shard}``) for every shard of the job's data set, in item order."""
+
+    def inputs(wildcards):
+        return [pattern.format(**dict(wildcards.items()), shard=k) for k in range(len(data_shards(wildcards.dataset)))]
+
+    return inputs
+
+
+def shard_items(wildcards):
+    """``START:STOP`` of the job's shard (``--items``)."""
+    start, stop = data_shards(wildcards.dataset)[int(wildcards.shard)]
+    return f"{start}:{stop}"
+
+
+def gather_code(wildcards=None):
+    return source_hash(["shards.py"])
+
+
 def saliency_store(dataset, model, method):
     return f"results/{dataset}/{model}/saliency/{method}.zarr"
 
@@ -115,12 +193,26 @@ def score_table(dataset, model, method):
     return f"results/{dataset}/{model}/scores/{method}.parquet"
 
 
+def claims_file():
+    """config report.claims: as given when it exists (relative to the working directory), else in the
+    workflow's folder (a study run in another directory still finds the shipped config/claims.yaml)."""
+    given = Path(config["report"]["claims"])
+    return str(given if given.is_absolute() or given.exists() else Path(workflow.basedir) / given)
+
+
 def final_outputs():
     return [f"reports/{STUDY}/index.html"]
 
 
+def checkpoint_path(dataset, model):
+    """A fetched model's one checkpoint, or the model trained on the data set's training data set."""
+    if model in FETCHED_MODELS:
+        return f"results/models/{model}.pt"
+    return f"results/{training_dataset(config, dataset)}/models/{model}.pt"
+
+
 def model_checkpoint(wildcards):
-    return f"results/{training_dataset(config, wildcards.dataset)}/models/{wildcards.model}.pt"
+    return checkpoint_path(wildcards.dataset, wildcards.model)
 
 
 def dataset_params(wildcards):
@@ -208,6 +300,77 @@ def score_code(wildcards):
     return f"{metrics_code()}+{method_code(wildcards)}"
 
 
+# Layer-wise cluster maps (INV, Bianchi et al. 2024; config `layerwise`, rules in layerwise.smk): per training
+# data set, the listed models, or every model whose architecture names layer-wise layers.
+LAYERWISE = config.get("layerwise") or {}
+
+
+def _layerwise_models():
+    if not LAYERWISE.get("enabled", False):
+        return []
+    listed = LAYERWISE.get("models")
+    if listed is None:
+        return [m for m in MODELS if model_spec(m).get("layerwise")]
+    for model in listed:
+        if model not in MODELS:
+            sys.exit(f"salbench: config key 'layerwise.models': {model!r} is not a model of this config; "
+                     f"allowed values: {', '.join(MODELS)}")
+        spec = model_spec(model)
+        if "layerwise" in spec and not spec["layerwise"]:
+            sys.exit(f"salbench: config key 'layerwise.models': architecture {spec['arch']!r} of {model!r} names no "
+                     "layer-wise layers")
+    return list(listed)
+
+
+LAYERWISE_MODELS = _layerwise_models()
+LAYERWISE_DATASETS = TRAIN_DATASETS if LAYERWISE_MODELS else []
+LAYERWISE_JOBS = [(d, m) for d in LAYERWISE_DATASETS for m in LAYERWISE_MODELS]
+
+
+def layerwise_store(dataset, model):
+    return f"results/{dataset}/{model}/layerwise/clusters.zarr"
+
+
+def layerwise_outputs():
+    return [layerwise_store(d, m) for d, m in LAYERWISE_JOBS]
+
+
+def layerwise_code(wildcards=None):
+    return source_hash(["layerwise/run.py"])
+
+
+# The human step (rules labelling_page, layerwise_labels in layerwise.smk): a labelling page per cluster store,
+# and the label files of `layerwise.labels` processed in one job (the synonyms are shared across models).
+LAYERWISE_LABELS = f"results/tables/{STUDY}/layerwise"
+
+
+def labelling_page(dataset, model):
+    return f"results/{dataset}/{model}/layerwise/labelling.html"
+
+
+def labelling_outputs():
+    return [labelling_page(d, m) for d, m in LAYERWISE_JOBS]
+
+
+def label_files():
+    """The config's label files: relative to the working directory, else to the workflow's folder."""
+    paths = [Path(p) for p in LAYERWISE.get("labels", [])] if LAYERWISE_JOBS else []
+    return [str(p if p.is_absolute() or p.exists() else Path(workflow.basedir) / p) for p in paths]
+
+
+def layerwise_labels_output():
+    """The labels job's folder when there are label files to ingest, else nothing."""
+    return [LAYERWISE_LABELS] if label_files() else []
+
+
 onstart:
+    # Parameter values a registry entry refuses (out of range, not a choice) fail here, before any job;
+    # validate_config above stays cheap (no torch) because every cluster job re-parses the Snakefile.
+    from salbench.config import check_registry_params
+
+    try:
+        check_registry_params(config)
+    except ConfigError as err:
+        sys.exit(f"salbench: {err}")
     for (model, method), reason in sorted(SKIPPED.items()):
         print(f"salbench: skipping {method} on {model}: {reason}", file=sys.stderr)

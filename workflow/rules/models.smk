@@ -12,6 +12,7 @@ rule train_model:
         "logs/train_model/{dataset}/{model}.log",
     wildcard_constraints:
         dataset=_alternatives(TRAIN_DATASETS),
+        model=_alternatives(TRAINED_MODELS),
     threads: 2
     params:
         source=dataset_source,
@@ -39,6 +40,7 @@ rule train_permuted_model:
         "logs/train_permuted_model/{dataset}/{model}.log",
     wildcard_constraints:
         dataset=_alternatives(TRAIN_DATASETS),
+        model=_alternatives([m for m in MODELS if config["models"][m]["arch"] != USER_ARCH]),  # registered archs
     threads: 2
     params:
         source=dataset_source,
@@ -54,3 +56,40 @@ rule train_permuted_model:
         "salbench train --source {params.source} --params {params.spec:q} --root {input} --arch {params.arch}"
         " --train {params.train:q} --seed {params.seed} --device {params.device} --threads {threads}"
         " --out {output.checkpoint} --metrics {output.metrics} > {log} 2>&1"
+
+
+def fetch_entry(wildcards):
+    """The model's entry without the training settings (defaults the schema fills in; a fetched model ignores them)."""
+    entry = config["models"][wildcards.model]
+    return canonical_json({k: v for k, v in entry.items() if k not in ("train", "permuted_train")})
+
+
+def fetch_inputs_stamp(wildcards):
+    """A user model's weights file by size and mtime (reruns fetch_model when it changes). Not an input: a
+    study whose user weights are not there yet still plans, and the job says where to put them."""
+    path = Path(config["models"][wildcards.model].get("checkpoint", ""))
+    return f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else "missing"
+
+
+def fetch_code(wildcards=None):
+    return source_hash(["models/user.py"])
+
+
+# Pretrained (pinned-hash download into the weights cache) and user models (their own weights file): one
+# checkpoint per model, whatever the data set, loaded by every model job like a trained one.
+rule fetch_model:
+    output:
+        "results/models/{model}.pt",
+    log:
+        "logs/fetch_model/{model}.log",
+    wildcard_constraints:
+        model=_alternatives(FETCHED_MODELS),
+    threads: 1
+    params:
+        entry=fetch_entry,
+        stamp=fetch_inputs_stamp,
+        code=fetch_code,
+    conda:
+        "../../environment.yml"
+    shell:
+        "salbench fetch-model --model {wildcards.model} --entry {params.entry:q} --out {output} > {log} 2>&1"

@@ -1,3 +1,6 @@
+# The study report (reports/{study}/index.html + tables) and its published archive (`snakemake publish`).
+
+
 rule report:
     input:
         scores=[score_table(*job) for job in SALIENCY_JOBS],
@@ -6,6 +9,10 @@ rule report:
         sanity=[sanity_table(*job) for job in SANITY_JOBS],
         cascades=[sanity_cascade(*job) for job in SANITY_JOBS if job[0] in MODEL_CHECK_DATASETS],
         grids=[grid_table(*job) for job in GRID_JOBS],
+        claims=claims_file(),
+        layerwise=[layerwise_store(*job) for job in LAYERWISE_JOBS],
+        layerwise_labels=layerwise_labels_output(),
+        variant_models=list(variant_checkpoints().values()),
     output:
         html=f"reports/{STUDY}/index.html",
         summary=report(
@@ -26,19 +33,60 @@ rule report:
         ),
         agreement_svg=f"reports/{STUDY}/figures/rank_agreement.svg",
         examples=report(
-            expand(f"reports/{STUDY}/figures/examples_{{dataset}}_{{model}}.png", dataset=DATASETS, model=MODELS),
+            [f"reports/{STUDY}/figures/examples_{d}_{m}.png" for d, m in EVALUATED_PAIRS],
             caption="../report/examples.rst",
             category="Example maps",
+        ),
+        galleries=report(
+            [f"reports/{STUDY}/figures/gallery_{d}_{m}.png" for d, m in EVALUATED_PAIRS],
+            caption="../report/galleries.rst",
+            category="Best and worst items",
+        ),
+        claims=report(f"results/tables/{STUDY}/claims.csv", caption="../report/claims.rst", category="Claims"),
+        **(
+            {
+                "verdicts": report(
+                    f"results/tables/{STUDY}/sanity_verdicts.csv",
+                    caption="../report/sanity.rst",
+                    category="Sanity checks",
+                )
+            }
+            if SANITY_JOBS
+            else {}
         ),
     log:
         f"logs/report/{STUDY}.log",
     params:
         config=canonical_json(config),
         data=[f"{d}=results/{d}/data.zarr" for d in DATASETS],
-        code=source_hash(["report/build.py"]),
+        code=source_hash(["report/build.py", "report/agreement.py"]),
+        variant_models=[f"{pair}={path}" for pair, path in variant_checkpoints().items()],
+        layerwise_labels=" ".join(f"--layerwise-labels {p}" for p in layerwise_labels_output()),
     conda:
         "../../environment.yml"
     shell:
         "salbench report --config-json {params.config:q} --scores {input.scores} {input.grids} --maps {input.maps}"
         " --data {params.data} --html {output.html} --summary {output.summary} --sanity {input.sanity}"
-        " --cascades {input.cascades} > {log} 2>&1"
+        " --cascades {input.cascades} --claims {input.claims} --layerwise-clusters {input.layerwise}"
+        " {params.layerwise_labels} --checkpoints {params.variant_models} > {log} 2>&1"
+
+
+rule publish:
+    input:
+        html=f"reports/{STUDY}/index.html",
+        summary=f"results/tables/{STUDY}/summary.csv",
+    output:
+        f"reports/{STUDY}-{config['report']['version']}.tar.gz",
+    log:
+        f"logs/publish/{STUDY}.log",
+    params:
+        config=canonical_json(config),
+        version=config["report"]["version"],
+        report=lambda wildcards, input: os.path.dirname(input.html),
+        tables=lambda wildcards, input: os.path.dirname(input.summary),
+        code=source_hash(["report/publish.py"]),
+    conda:
+        "../../environment.yml"
+    shell:
+        "salbench publish --config-json {params.config:q} --report {params.report} --tables {params.tables}"
+        " --version {params.version:q} --out {output} > {log} 2>&1"

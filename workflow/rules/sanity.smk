@@ -26,12 +26,13 @@ rule sanity_model_checks:
         device=config["device"],
         batch_size=config["batch_size"],
         code=sanity_code,
+        permuted=permuted_option,
     conda:
         "../../environment.yml"
     shell:
         "salbench sanity --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
         " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
-        " --checkpoint {input.checkpoint} --permuted-checkpoint {input.permuted} --settings {params.settings:q}"
+        " --checkpoint {input.checkpoint} {params.permuted} --settings {params.settings:q}"
         " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --threads {threads}"
         " --out {output.table} --maps-out {output.cascade} > {log} 2>&1"
 

@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registers the methods)
     path,
     perturbation,
     rsp,
+    variants,
 )
 from .base import METHODS, ChannelMethod, Method, create_method, list_methods, register_method
 

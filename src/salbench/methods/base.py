@@ -26,6 +26,9 @@ from ..registry import Registry
 from .postprocess import CHANNEL_REDUCTIONS, reduce_channels
 
 METHODS: Registry[type["Method"]] = Registry("method")
+#: what every layer method (``needs_layer``) needs: convolutional feature maps over the image grid (a vision
+#: transformer's tokens are not, without a reshape)
+LAYER_CAPABILITY = "spatial_feature_maps"
 
 
 def register_method(name: str):
@@ -85,13 +88,18 @@ class Method(abc.ABC):
     def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Maps ``[B,H,W]`` (float32, input resolution) explaining ``model``'s logit ``target`` for ``inputs``."""
 
+    @classmethod
+    def capabilities(cls) -> tuple[str, ...]:
+        """What the method needs of a model: ``requires``, plus ``spatial_feature_maps`` for a layer method."""
+        return (*cls.requires, *((LAYER_CAPABILITY,) if cls.needs_layer else ()))
+
     def skip_reason(self, model_spec: Any) -> str | None:
         """Why this method cannot explain a model with ``model_spec`` (None when it can)."""
         if self.model_family is not None and model_spec.family != self.model_family:
             return f"{self.name} needs a {self.model_family} model, {model_spec.arch} is {model_spec.family}"
         if self.needs_gap_fc and not model_spec.gap_fc:
             return f"{self.name} needs global average pooling + one linear layer, {model_spec.arch} has not"
-        for capability in self.requires:
+        for capability in self.capabilities():
             if capability in model_spec.lacks:
                 return f"{self.name} needs {capability}: {model_spec.lacks[capability]}"
         return None

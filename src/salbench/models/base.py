@@ -34,10 +34,14 @@ class ModelSpec:
     family: str = "cnn"
     #: how logits become class probabilities: "softmax" (cross-entropy training) or "sigmoid" (BCE, CoDA-Nets)
     probability: str = "softmax"
-    #: capabilities some methods require that this architecture lacks, with the reason (see ``Method.requires``)
+    #: capabilities some methods require that this architecture lacks, with the reason (see ``Method.requires``;
+    #: ``spatial_feature_maps``: every layer method; ``parameter_randomisation``: the model sanity checks)
     lacks: dict[str, str] = field(default_factory=dict)
     #: further per-architecture layers by role, e.g. ``excitation_layer`` (TorchRay: VGG16 pool4, ResNet50 layer3)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: layers whose feature maps the layer-wise cluster maps explain (INV, Bianchi et al. 2024), shallow to deep;
+    #: empty: the architecture is not explained layer by layer
+    layerwise: tuple[str, ...] = ()
 
     def layer(self, role: str = "target_layer") -> str:
         """The layer a method with ``layer_role`` reads: ``extra[role]``, else the CAM target layer."""
@@ -99,8 +103,10 @@ def save_checkpoint(model: NormalizedClassifier, path: str | Path, meta: dict[st
 
     buffer = io.BytesIO()
     num_classes = meta["num_classes"]
-    torch.save({"arch": model.spec.arch, "num_classes": num_classes, "state_dict": model.state_dict(),
-                "meta": meta}, buffer)
+    payload = {"arch": model.spec.arch, "num_classes": num_classes, "state_dict": model.state_dict(), "meta": meta}
+    if getattr(model, "user", None) is not None:  # a user model: how to rebuild it (salbench.models.user)
+        payload["user"] = model.user
+    torch.save(payload, buffer)
     data = buffer.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -115,7 +121,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Nor
     """Load a checkpoint written by :func:`save_checkpoint`, in eval mode on ``device``."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-        model = build_model(payload["arch"], payload["num_classes"])
+        if "user" in payload:
+            from .user import rebuild_user_model
+
+            model = rebuild_user_model(payload["user"])
+        else:
+            model = build_model(payload["arch"], payload["num_classes"])
         model.load_state_dict(payload["state_dict"])
     except Exception as err:
         raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err})") from err

@@ -6,7 +6,8 @@ so a killed job never leaves a half report. Aggregated tables go to ``tables_dir
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..config import load_catalog
 from ..store import atomic_path, open_store
-from . import figures, html, ranks, sanity, tables
+from . import agreement as implementation
+from . import claims, figures, galleries, html, layerwise, ranks, sanity, tables
 
 DEFAULT_EXAMPLES = 6
 DEFAULT_BOOTSTRAP = 1000
@@ -30,18 +33,23 @@ class ExampleItems:
     masks: np.ndarray | None
     labels: list[str]
     manifest_sha256: str
+    #: image and mask (None without masks) of further items by id (the galleries' items)
+    extra: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
 
 
 def build_report(*, study: str, config: dict[str, Any], score_files: list[Path], map_stores: list[Path],
                  data_stores: dict[str, Path], out_dir: Path, tables_dir: Path,
                  metric_info: dict[str, dict[str, Any]], sanity_files: list[Path] = (),
-                 cascade_stores: list[Path] = ()) -> Path:
+                 cascade_stores: list[Path] = (), claims_file: Path | None = None,
+                 layerwise_stores: list[Path] = (), layerwise_labels: Path | None = None,
+                 checkpoints: dict[tuple[str, str], Path] | None = None) -> Path:
     """Write the tables and the report folder; return its index.html.
 
     ``tables_dir`` gets ``scores.parquet``, ``summary.parquet`` + ``summary.csv`` (value and interval per
     dataset, model, method and metric), ``ranks.csv`` (rank with its paired-bootstrap distribution) and
     ``rank_agreement.csv`` (Kendall tau between metrics) and, with sanity tables, ``sanity_verdicts.csv``;
-    the report folder links copies of the CSVs.
+    with claims (``claims_file`` and the config's ``references``), ``claims.csv``; the report folder links
+    copies of the CSVs.
     """
     out_dir, tables_dir = Path(out_dir), Path(tables_dir)
     options = config.get("report") or {}
@@ -50,14 +58,22 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
     seed = int(config.get("seed", 0))
 
     scores = tables.load_scores(score_files)
-    items = {name: _example_items(path, n_examples) for name, path in sorted(data_stores.items())}
-    runs, columns = _read_maps(map_stores, items)
+    skipped = skipped_metrics(score_files)
+    families = tables.metric_families(config, metric_info)
+    metrics = tables.metric_order({m: families[m] for m in set(scores["metric"])})
+    gallery_metric = galleries.gallery_metric(options, metrics, families)
+    picks = (galleries.select(scores, gallery_metric, bool(metric_info[gallery_metric]["higher_is_better"]),
+                              int(options.get("gallery_items", galleries.DEFAULT_PER_SIDE)))
+             if gallery_metric else {})
+    wanted: dict[str, set[str]] = {}
+    for (dataset, _, _), pick in picks.items():
+        wanted.setdefault(dataset, set()).update(pick.best + pick.worst)
+    items = {name: _example_items(path, n_examples, wanted.get(name, set())) for name, path in sorted(data_stores.items())}
+    runs, columns, gallery_maps = _read_maps(map_stores, items, picks)
     all_methods = set(scores["method"]) | set(runs["method"])
     controls = tables.control_methods(config, all_methods)
     methods = tables.method_order(all_methods, controls)
     summary = tables.summarise(scores, metric_info, controls, n_boot=n_boot, seed=seed)
-    families = tables.metric_families(config, metric_info)
-    metrics = tables.metric_order({m: families[m] for m in set(summary["metric"])})
     rank_table = ranks.method_ranks(scores, metric_info, n_boot=n_boot, seed=seed)
     agreement = ranks.rank_agreement(summary, metrics)
     csv_tables = {"summary.csv": summary, "ranks.csv": rank_table, "rank_agreement.csv": agreement}
@@ -65,6 +81,15 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
     verdicts = sanity.verdict_table(sanity_table, config, n_boot, seed)
     if not verdicts.empty:
         csv_tables["sanity_verdicts.csv"] = verdicts
+    claim_list = claims.reference_claims(config)
+    if claims_file is not None:
+        claim_list += claims.load_claims(claims_file, load_catalog())
+    claim_table = None
+    if claim_list or claims_file is not None:
+        claim_table = claims.evaluate(claim_list, claims.Tables(config=config, scores=scores, summary=summary,
+                                                                verdicts=verdicts, metric_info=metric_info,
+                                                                n_boot=n_boot, seed=seed), load_catalog())
+        csv_tables["claims.csv"] = claim_table
     _write_table(scores, tables_dir / "scores.parquet")
     _write_table(summary, tables_dir / "summary.parquet")
     for name, frame in csv_tables.items():
@@ -84,6 +109,9 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
         for name, frame in csv_tables.items():
             frame.to_csv(tmp / name, index=False)
         section = _sanity_section(sanity_table, verdicts, list(cascade_stores), config, methods, controls, tmp)
+        gallery_figures = _galleries(picks, gallery_maps, items, methods, controls, gallery_metric, tmp)
+        layerwise_html = layerwise.section(list(layerwise_stores), layerwise_labels, data_stores, tmp)
+        library_variants = implementation.build_section(map_stores, scores, tmp, checkpoints, data_stores)
         config_yaml = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
         page = html.Page(
             study=study, provenance=_provenance(runs, items, n_boot, seed), runtimes=tables.runtime_by_method(runs),
@@ -95,9 +123,33 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
             ranks_png="figures/ranks.png", ranks_svg="figures/ranks.svg",
             agreement_png="figures/rank_agreement.png", agreement_svg="figures/rank_agreement.svg",
             examples=examples, n_examples=n_examples, sanity=section,
+            claims=claims.ClaimsSection(claim_table, _shown_path(claims_file), "claims.csv")
+            if claim_table is not None else None,
+            galleries=gallery_figures, gallery_metric=gallery_metric, layerwise=layerwise_html,
+            implementation=library_variants, skipped=skipped,
         )
         (tmp / "index.html").write_text(html.render(page), encoding="utf-8")
     return out_dir / "index.html"
+
+
+#: the score table's column of skipped metrics (``salbench.jobs.SKIPPED_COLUMN``; not imported: jobs loads torch)
+SKIPPED_COLUMN = "skipped_metrics"
+
+
+def skipped_metrics(score_files: list[Path]) -> list[tuple[str, str, str, str]]:
+    """Sorted unique ``(dataset, model, metric, reason)`` of the metrics score jobs skipped (their tables'
+    ``skipped_metrics`` column, JSON ``{metric: reason}``; tables without it skipped nothing)."""
+    from ..store import read_table
+
+    found = set()
+    for path in score_files:
+        frame = read_table(path)
+        if SKIPPED_COLUMN not in frame.columns:
+            continue
+        for dataset, model, text in frame[["dataset", "model", SKIPPED_COLUMN]].drop_duplicates().itertuples(
+                index=False):
+            found.update((str(dataset), str(model), metric, reason) for metric, reason in json.loads(text).items())
+    return sorted(found)
 
 
 def _sanity_section(table: pd.DataFrame, verdicts: pd.DataFrame, cascades: list[Path], config: dict[str, Any],
@@ -120,25 +172,68 @@ def _sanity_section(table: pd.DataFrame, verdicts: pd.DataFrame, cascades: list[
                                 permuted_accuracy=sanity.permuted_accuracy(cascades))
 
 
-def _example_items(path: Path, k: int) -> ExampleItems:
-    """Read the first ``k`` items of a data store (images, masks, ids, class names)."""
+def _galleries(picks: dict[tuple[str, str, str], galleries.Selection],
+               maps: dict[tuple[str, str, str], tuple[np.ndarray, bool]], items: dict[str, ExampleItems],
+               methods: list[str], controls: set[str], metric: str | None, folder: Path) -> dict[tuple[str, str], str]:
+    """Draw one gallery per (dataset, model) into ``folder``; their paths relative to it."""
+    out = {}
+    for dataset, model in sorted({(d, m) for d, m, _ in picks}):
+        rows = []
+        for method in methods:
+            key = (dataset, model, method)
+            if key not in picks or key not in maps:
+                continue
+            pick = picks[key]
+            shown = pick.best + pick.worst
+            if not set(shown) <= set(items[dataset].extra):
+                continue
+            rows.append(galleries.GalleryRow(method, shown, [pick.values[i] for i in shown], maps[key][0],
+                                             maps[key][1], method in controls))
+        if rows:
+            name = f"figures/gallery_{dataset}_{model}.png"
+            extra = items[dataset].extra
+            galleries.gallery_figure(rows, {i: extra[i][0] for i in extra}, {i: extra[i][1] for i in extra},
+                                     str(metric), folder / name)
+            out[(dataset, model)] = name
+    return out
+
+
+def _shown_path(path: Path | None) -> str | None:
+    """A claims file as the page names it: its last two path parts (no absolute path on the page)."""
+    if path is None:
+        return None
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def _example_items(path: Path, k: int, extra: set[str] = frozenset()) -> ExampleItems:
+    """Read the first ``k`` items of a data store (images, masks, ids, class names), and the ``extra`` items'
+    images and masks."""
     ds = open_store(path)
     k = min(k, ds.sizes["item"])
     classes = list(ds.attrs.get("classes", []))
     targets = ds["target"].values[:k].astype(int)
     ids = [str(i) for i in ds["item"].values[:k]]
     has_masks = "mask" in ds and ds.attrs.get("has_masks", True)
+    index = {str(i): n for n, i in enumerate(ds["item"].values)}
+    rows = sorted(index[i] for i in extra if i in index)  # items of another kind (grid cells) are not shown
+    images = ds["image"].values[rows] if rows else None
+    masks = ds["mask"].values[rows] if rows and has_masks else None
+    by_id = {str(ds["item"].values[r]): (images[n], None if masks is None else masks[n]) for n, r in enumerate(rows)}
     return ExampleItems(
         ids=ids, images=ds["image"].values[:k], masks=ds["mask"].values[:k] if has_masks else None,
         labels=[f"{i}\n{classes[t] if 0 <= t < len(classes) else t}" for i, t in zip(ids, targets)],
-        manifest_sha256=str(ds.attrs.get("manifest_sha256", "unknown")),
+        manifest_sha256=str(ds.attrs.get("manifest_sha256", "unknown")), extra=by_id,
     )
 
 
-def _read_maps(paths: list[Path], items: dict[str, ExampleItems]
-               ) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, tuple[np.ndarray, bool]]]]:
-    """Provenance rows of every maps store, and per (dataset, model) each method's example maps and signedness."""
-    attrs, columns = [], {}
+def _read_maps(paths: list[Path], items: dict[str, ExampleItems],
+               picks: dict[tuple[str, str, str], galleries.Selection] | None = None
+               ) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, tuple[np.ndarray, bool]]],
+                          dict[tuple[str, str, str], tuple[np.ndarray, bool]]]:
+    """Provenance rows of every maps store, per (dataset, model) each method's example maps and signedness, and
+    per (dataset, model, method) the maps of its gallery items (best then worst)."""
+    attrs, columns, gallery = [], {}, {}
     for path in paths:
         ds = open_store(path)
         dataset, model, method = (str(ds.attrs[k]) for k in ("dataset", "model", "method"))
@@ -150,10 +245,14 @@ def _read_maps(paths: list[Path], items: dict[str, ExampleItems]
             raise ValueError(f"maps store {path} lacks example items {', '.join(missing)}")
         saliency = ds["saliency"]
         signed = bool(np.nanmin(saliency.values) < 0) if saliency.size else False
-        maps = saliency.sel(item=np.asarray(wanted, dtype=object)).values
+        maps = saliency.sel(item=np.asarray(wanted, dtype=object)).values.astype(np.float32)  # float16 stores too
         columns.setdefault((dataset, model), {})[method] = (maps, signed)
+        pick = (picks or {}).get((dataset, model, method))
+        if pick is not None and set(pick.best + pick.worst) <= set(items[dataset].extra):
+            shown = np.asarray(pick.best + pick.worst, dtype=object)
+            gallery[(dataset, model, method)] = (saliency.sel(item=shown).values.astype(np.float32), signed)
         attrs.append(dict(ds.attrs))
-    return tables.runs_table(attrs), columns
+    return tables.runs_table(attrs), columns, gallery
 
 
 def _provenance(runs: pd.DataFrame, items: dict[str, ExampleItems], n_boot: int, seed: int) -> list[tuple[str, str]]:

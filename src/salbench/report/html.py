@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Iterable
 
 import pandas as pd
 
+from .agreement import render as implementation_html
+from .claims import render as claims_html
+from .layerwise import NOT_RUN as LAYERWISE_NOT_RUN
 from .ranks import fmt_rank
 from .sanity import render as sanity_html
 
@@ -25,12 +28,14 @@ pre{background:#f7f7f7;border:1px solid #ddd;padding:.8em;overflow:auto;font-siz
 img{max-width:100%;height:auto;border:1px solid #eee}nav ul{columns:2}code{font-size:.9em}
 .scroll{overflow-x:auto}.board td.num{line-height:1.25;font-size:.92em}.rank{color:#335;font-size:.85em}
 .explain{background:#f6f8fb;border-left:3px solid #9ab;padding:.4em .8em;margin:.6em 0}
+table.claims{font-size:.85em}table.claims td:first-child{min-width:15em}table.claims td.pub{max-width:13em;overflow-wrap:anywhere}
 """.strip()
 WEAK_MARK = "\u25bd"
 #: (anchor, title) of the page's sections, in page order, for the navigation
 SECTIONS = (("overview", "Overview"), ("leaderboard", "Leaderboard"), ("ranks", "Ranks"),
-            ("agreement", "Rank agreement"), ("sanity", "Sanity checks"), ("figure", "Metrics figure"),
-            ("examples", "Example maps"))
+            ("agreement", "Rank agreement"), ("sanity", "Sanity checks"), ("claims", "Published claims"),
+            ("figure", "Metrics figure"), ("examples", "Example maps"), ("galleries", "Best and worst items"),
+            ("layerwise", "Layer-wise explanations"), ("implementation-agreement", "Implementation agreement"))
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,12 @@ class Page:
     examples: dict[tuple[str, str], str]
     n_examples: int
     sanity: Any = None  # a report.sanity.SanitySection, or None when no checks ran
+    claims: Any = None  # a report.claims.ClaimsSection, or None when there are no claims
+    galleries: dict[tuple[str, str], str] = field(default_factory=dict)
+    gallery_metric: str | None = None
+    layerwise: str = ""  # HTML of report.layerwise.section; its NOT_RUN stub when empty
+    implementation: Any = None  # a report.agreement.Section, or None when no library variant ran
+    skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (dataset, model, metric, reason)
 
 
 def render(page: Page) -> str:
@@ -74,8 +85,12 @@ def render(page: Page) -> str:
         _ranks(page),
         _agreement(page),
         sanity_html(page.sanity, page.methods, page.controls, fmt),
+        claims_html(page.claims, fmt),
         _figure(page),
         _examples(page, pairs),
+        _galleries(page, pairs),
+        page.layerwise or LAYERWISE_NOT_RUN,
+        implementation_html(page.implementation, fmt),
     ])
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -175,12 +190,22 @@ def _leaderboard(page: Page, pairs: list[tuple[str, str]]) -> str:
         for family, metrics in _by_family(page.metrics, page.families, set(rows["metric"])):
             parts.append(f'<h4 id="leaderboard-{escape(slug(dataset, model, family))}">{escape(family)}</h4>')
             parts.append(_leaderboard_table(rows, ranks, page.methods, metrics, page.controls))
+        parts.append(_skipped_notes([s for s in page.skipped if s[:2] == (dataset, model)]))
         parts.append("</section>")
     parts.append(f'<p>Tables: <a href="{escape(page.summary_csv)}">summary.csv</a> (one row per data set, model, '
                  f'method and metric), <a href="{escape(page.ranks_csv)}">ranks.csv</a> (rank, bootstrap mean rank, '
                  "95% rank interval and share of resamples ranked best).</p>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _skipped_notes(skipped: list[tuple[str, str, str, str]]) -> str:
+    """Leaderboard notes naming each metric the score jobs did not compute on a data set, with the reason."""
+    if not skipped:
+        return ""
+    items = "".join(f"<li>metric <code>{escape(metric)}</code> not computed on {escape(dataset)}: {escape(reason)}</li>"
+                    for dataset, _, metric, reason in skipped)
+    return f'<div class="skipped-metrics"><p><strong>Notes.</strong></p><ul>{items}</ul></div>'
 
 
 def _by_family(metrics: list[str], families: dict[str, str], present: set[str]) -> list[tuple[str, list[str]]]:
@@ -219,7 +244,8 @@ def _cell(row: Any, rank: Any) -> str:
         value = f"<strong>{value}</strong>"
     if not pd.isna(row.beats_controls) and not row.beats_controls:
         value = f'<span class="weak" title="does not beat the best control">{WEAK_MARK} {value}</span>'
-    title = f"{row.n_items} items, {row.n_excluded} excluded, {row.n_classes} classes"
+    nonfinite = int(getattr(row, "n_nonfinite", 0) or 0)
+    title = f"{row.n_items} items, {row.n_excluded} excluded, {nonfinite} non-finite, {row.n_classes} classes"
     if rank is not None and not pd.isna(rank.rank):
         value += (f'<br><span class="rank">#{fmt_rank(rank.rank)} '
                   f"[{fmt_rank(rank.rank_low)}, {fmt_rank(rank.rank_high)}]</span>")
@@ -228,6 +254,9 @@ def _cell(row: Any, rank: Any) -> str:
                   f"best in {rank.p_best:.0%} of resamples")
     if row.n_excluded:
         value += f' <span class="excl">({row.n_excluded} excluded)</span>'
+    if nonfinite:
+        value += (f' <span class="excl nonfinite" title="items whose map or score is NaN or Inf, left out of the '
+                  f'mean">({nonfinite} non-finite)</span>')
     return f'<td class="num" title="{escape(title)}">{value}</td>'
 
 
@@ -278,6 +307,11 @@ def _figure(page: Page) -> str:
         f"open the <a href=\"{escape(page.metrics_png)}\">PNG</a> or the "
         f"<a href=\"{escape(page.metrics_svg)}\">SVG version</a> at full size.</p>",
         f'<img src="{escape(page.metrics_png)}" alt="metric values with 95% intervals per method, metric and model">',
+        '<h3 id="curves">Deletion and insertion curves</h3>',
+        "<p>Not drawn: the score tables keep one number per item and metric (the area under the deletion or "
+        "insertion curve, as in the leaderboard), not the curves themselves, and the report does not recompute "
+        "model evaluations.</p>" if {"deletion", "insertion"} & set(page.metrics) else
+        "<p>This study scores no deletion or insertion metric.</p>",
         "</section>",
     ])
 
@@ -297,5 +331,27 @@ def _examples(page: Page, pairs: list[tuple[str, str]]) -> str:
         parts.append(f'<img src="{escape(src)}" alt="example maps for {escape(dataset)} / {escape(model)}">'
                      if src else "<p>No maps for this data set and model.</p>")
         parts.append("</section>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _galleries(page: Page, pairs: list[tuple[str, str]]) -> str:
+    parts = ['<section id="galleries">', "<h2>Best and worst items per method</h2>"]
+    if not page.galleries:
+        return "\n".join([*parts, "<p>No per-item scores to sort by.</p>", "</section>"])
+    parts.append(
+        '<div class="explain"><p><strong>What it shows.</strong> For every method (rows), the items it scores best '
+        f"and worst on <code>{escape(str(page.gallery_metric))}</code> (<code>report.gallery_metric</code>), "
+        "each with the method's map over the input in grey (scaled by its own maximum absolute value; signed "
+        "maps red positive, blue negative) and the target's mask outlined. Ties are broken by item id.</p>"
+        "<p><strong>How to read it.</strong> A method whose worst items look like its best ones is not "
+        "separating the objects; one whose worst items share a pattern (small objects, clutter, an image edge) "
+        "shows where it fails.</p></div>")
+    for dataset, model in pairs:
+        src = page.galleries.get((dataset, model))
+        if src:
+            parts += [f'<h3 id="gallery-{escape(slug(dataset, model))}">{escape(dataset)} / {escape(model)}</h3>',
+                      f'<img src="{escape(src)}" alt="best and worst items per method for {escape(dataset)} / '
+                      f'{escape(model)}">']
     parts.append("</section>")
     return "\n".join(parts)

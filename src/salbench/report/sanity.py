@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..sanity.verdicts import CONTROLS, verdict_values, verdicts
-from ..store import open_store
+from ..store import open_store, read_table
 from .figures import CONTROL_COLOUR, RC, _save, _show_map
 
 #: checks in the verdict matrix's column order, with what failing means
@@ -49,7 +49,7 @@ class SanitySection:
 
 def load_tables(paths: list[Path]) -> pd.DataFrame:
     """All sanity tables in one frame (empty with the right columns when there are none)."""
-    frames = [pd.read_parquet(p) for p in paths]
+    frames = [read_table(p) for p in paths]
     columns = ["dataset", "model", "method", "check", "statistic", "stage", "stage_index", "item", "value"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 

@@ -1,7 +1,9 @@
 """Tables of the report: tidy per-item scores in, one summary row per (dataset, model, method, metric) out.
 
-Each summary row holds the metric's aggregate over scorable items (NaN values are excluded and
-counted), the number of items behind it, and a seeded percentile-bootstrap 95% interval that
+Each summary row holds the metric's aggregate over scorable items, the number of items behind it, the
+items left out (``n_excluded``: a NaN the metric returns for an item it cannot score, such as an empty
+mask; ``n_nonfinite``: an item whose map held a NaN or Inf, or a metric value of +-Inf; neither is
+ever averaged in), and a seeded percentile-bootstrap 95% interval that
 resamples items and then aggregates the way the metric does ("mean", or "class_mean": the mean over
 target classes of the per-class mean, as in the TorchRay pointing game).
 """
@@ -19,7 +21,7 @@ import pandas as pd
 SCORE_COLUMNS = ["dataset", "model", "method", "item", "target", "metric", "value"]
 GROUP_COLUMNS = ["dataset", "model", "method", "metric"]
 SUMMARY_COLUMNS = [*GROUP_COLUMNS, "aggregate", "higher_is_better", "value", "ci_low", "ci_high", "n_items",
-                   "n_excluded", "n_classes", "best", "beats_controls"]
+                   "n_excluded", "n_nonfinite", "n_classes", "best", "beats_controls"]
 #: registered names of the control baselines: a method that does not beat them explains nothing
 CONTROL_METHODS = ("centre", "random", "sobel")
 RUN_COLUMNS = ["dataset", "model", "method", "method_name", "method_params", "seed", "device", "host", "git_revision",
@@ -33,18 +35,23 @@ BOOTSTRAP_BLOCK = 2_000_000
 
 
 def load_scores(files: Iterable[Path]) -> pd.DataFrame:
-    """Concatenate tidy score tables; rows sorted by (dataset, model, method, metric), item order kept."""
+    """Concatenate tidy score tables (checksums verified); rows sorted by (dataset, model, method, metric),
+    item order kept. ``map_finite`` (False: the item's map held a NaN or Inf) is True where a table lacks it."""
+    from ..store import read_table
+
     frames = []
     for path in files:
-        frame = pd.read_parquet(path)
+        frame = read_table(path)
         missing = sorted(set(SCORE_COLUMNS) - set(frame.columns))
         if missing:
             raise ValueError(f"score table {path} lacks columns {', '.join(missing)}")
-        frames.append(frame[SCORE_COLUMNS])
+        if "map_finite" not in frame.columns:
+            frame = frame.assign(map_finite=True)
+        frames.append(frame[[*SCORE_COLUMNS, "map_finite"]])
     if not frames:
         raise ValueError("no score tables given")
     dtypes = {"dataset": str, "model": str, "method": str, "item": str, "target": "int64", "metric": str,
-              "value": "float64"}
+              "value": "float64", "map_finite": bool}
     scores = pd.concat(frames, ignore_index=True).astype(dtypes)
     duplicated = scores.duplicated(["dataset", "model", "method", "item", "metric"])
     if duplicated.any():
@@ -108,14 +115,18 @@ def summarise(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], cont
     rows = []
     for key, group in scores.groupby(GROUP_COLUMNS, sort=True):
         info = metric_info[key[3]]
-        scorable = group["value"].notna().to_numpy()
-        values = group["value"].to_numpy()[scorable]
+        raw = group["value"].to_numpy()
+        map_finite = group["map_finite"].to_numpy() if "map_finite" in group else np.ones(raw.size, dtype=bool)
+        nonfinite = ~map_finite | np.isinf(raw)
+        scorable = np.isfinite(raw) & ~nonfinite
+        values = raw[scorable]
         targets = group["target"].to_numpy()[scorable]
         low, high = bootstrap_ci(values, targets, info["aggregate"], n_boot, group_rng(seed, key))
         rows.append({
             **dict(zip(GROUP_COLUMNS, key)), "aggregate": info["aggregate"],
             "higher_is_better": bool(info["higher_is_better"]), "value": aggregate(values, targets, info["aggregate"]),
-            "ci_low": low, "ci_high": high, "n_items": int(values.size), "n_excluded": int((~scorable).sum()),
+            "ci_low": low, "ci_high": high, "n_items": int(values.size),
+            "n_excluded": int((~scorable & ~nonfinite).sum()), "n_nonfinite": int(nonfinite.sum()),
             "n_classes": int(np.unique(targets).size),
         })
     return mark_leaders(pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-2]), set(controls))
