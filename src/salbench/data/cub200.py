@@ -62,7 +62,7 @@ class CUB200(ImageSplitSource):
 
     citation: ClassVar[str] = ("Wah, Branson, Welinder, Perona & Belongie. The Caltech-UCSD Birds-200-2011 Dataset. "
                                "Tech. report CNS-TR-2011-001, Caltech, 2011.")
-    #: placeholders for the catalog; the names come from classes.txt (``load`` reads them from the manifest)
+    #: the catalog lists the class numbers 001..200; the names come from classes.txt (``load`` reads the manifest)
     classes: ClassVar[tuple[str, ...]] = tuple(f"{i:03d}" for i in range(1, N_CLASSES + 1))
     defaults: ClassVar[dict[str, Any]] = {
         "url": URL, "sha256": SHA256, "segmentations_url": SEGMENTATIONS_URL,

@@ -35,7 +35,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ti
 
 class ImageSplitSource(NpzSplitSource):
     """A split source of real images whose class names come with the data: ``load`` takes them from the
-    manifest ``fetch`` wrote (the class-level ``classes`` is then only the catalog's placeholder)."""
+    manifest ``fetch`` wrote (the class-level ``classes`` then only numbers the classes for the catalog)."""
 
     def load(self, root: Path, split: str) -> Items:
         items = super().load(root, split)
