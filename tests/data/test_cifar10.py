@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
-import tarfile
 
 import numpy as np
 import pytest
@@ -15,6 +13,8 @@ from salbench.data import create_dataset
 from salbench.data.cifar10 import FOLDER, read_batch
 from salbench.data.splits import DataSetError
 from salbench.params import ParamError
+
+from .archive_helpers import tar_bytes
 
 PER_BATCH, N_TEST = 3, 5
 
@@ -27,13 +27,7 @@ def batch_bytes(images: np.ndarray, labels: list[int]) -> bytes:
 
 
 def archive(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(f"{FOLDER}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return tar_bytes({f"{FOLDER}/{name}": data for name, data in members.items()})
 
 
 @pytest.fixture

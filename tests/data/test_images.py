@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,7 +9,7 @@ from PIL import Image
 from salbench.data.images import Fit, box_mask, coco_object_mask, polygon_fill, read_members, seeded_subset
 from salbench.data.splits import DataSetError
 
-from .archive_helpers import rle_encode_string
+from .archive_helpers import rle_encode_string, tar_bytes
 
 
 def test_stretch_and_center_crop_map_images_and_masks_alike():
@@ -78,13 +75,7 @@ def test_rle_decodes_both_coco_forms():
 
 def test_members_come_from_archives_and_folders(tmp_path):
     files = {"a/x.txt": b"one", "b.txt": b"two"}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"./{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    (tmp_path / "a.tgz").write_bytes(buffer.getvalue())
+    (tmp_path / "a.tgz").write_bytes(tar_bytes({f"./{name}": data for name, data in files.items()}))
     for name, data in files.items():
         (tmp_path / "dir" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "dir" / name).write_bytes(data)
