@@ -23,7 +23,7 @@ only the relative cost matters. captum's DeepLift refuses torchvision's shared R
 runs inside :func:`~salbench.methods.hooks.separate_activations` (the ratio then measures our wrapper only).
 
     .venv/bin/python benchmarks/methods.py [--repeats 5] [--min-seconds 3] [--models small_cnn resnet50] [--threads 1]
-                                           [--device cpu] [--batch-scale 1]
+                                           [--device cpu] [--batch-scale 1] [--methods smoothgrad deconvnet]
 
 Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-methods.json``.
 """
@@ -232,13 +232,15 @@ def forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor) ->
     return grad
 
 
-def bench(s: Setup, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
+def bench(s: Setup, repeats: int, min_seconds: float, only: list[str] | None = None) -> list[dict[str, Any]]:
     device = s.model.mean.device
     x = torch.rand(s.batch, 3, s.size, s.size, generator=torch.Generator().manual_seed(1)).to(device)
     target = (torch.arange(s.batch) % 6).to(device)
     on_gpu = device.type == "cuda"
     results = []
     for name, params, label, reference in cases(s):
+        if only and name not in only:
+            continue
         method = create_method(name, **params)
 
         def ours() -> torch.Tensor:
@@ -312,6 +314,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="minimum timed rounds per method")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per side for cheap methods")
     parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet50"])
+    parser.add_argument("--methods", nargs="+", help="only these methods (default: all)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 keeps timings stable when other jobs share the cores")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -324,7 +327,7 @@ def main() -> None:
           "  reference")
     device = torch.device(args.device)
     results = [row for s in setups(args.models, device, args.batch_scale)
-               for row in bench(s, args.repeats, args.min_seconds)]
+               for row in bench(s, args.repeats, args.min_seconds, args.methods)]
     payload = {
         "threads": args.threads, "repeats": args.repeats, "device": device_name(device),
         "min_seconds": args.min_seconds,

@@ -2,7 +2,8 @@
 write ``benchmarks/results/<machine>-<YYYY-MM-DD>.json`` (each benchmark's full JSON plus the table).
 
 Benchmarks (each a script beside this one, also runnable alone; their docstrings define the figures):
-methods (throughput against direct captum/zennit calls and the forward+backward floor), perturbation
+methods (throughput against direct captum/zennit calls and the forward+backward floor), op_counts (operators
+and host syncs per batch against the same library calls: what decides a launch-bound GPU's pace), perturbation
 (batched against a per-item loop and libraries), metrics (perturbation metrics against their forward floor
 and Quantus / pytorch_grad_cam), sanity (the randomisation cascade against its floor and quantus.MPRT),
 dag (``snakemake -n`` and the no-op rerun of a ~1,000-job config), pipeline (a job's overhead outside the
@@ -50,6 +51,16 @@ def _methods(result: dict[str, Any]) -> list[Row]:
             rows.append(("methods", case, "vs fwd+bwd floor", r["ratio_floor"], *_at_least(r["ratio_floor"], 0.8)))
         if "ratio" not in r and "ratio_floor" not in r:
             rows.append(("methods", case, "items/s", r["ours_items_per_s"], "", None))
+    return rows
+
+
+def _op_counts(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for r in result["results"]:
+        case = f"{r['model']}/{r['method']}"
+        ratio = r["ratio_compute_ops"]
+        rows.append(("op_counts", case, f"ops vs {r['reference']}", ratio, "<= 1.05", ratio <= 1.05))
+        rows.append(("op_counts", case, "host syncs ours - library", r["extra_syncs"], "<= 0", r["extra_syncs"] <= 0))
     return rows
 
 
@@ -125,6 +136,7 @@ class Benchmark:
 BENCHMARKS = [
     Benchmark("methods", [], ["--repeats", "2", "--min-seconds", "0.5"], True, _methods,
               ("--batch-scale", "8", "--min-seconds", "1")),
+    Benchmark("op_counts", [], ["--models", "small_cnn"], True, _op_counts),
     Benchmark("perturbation", [], ["--batch", "4", "--repeats", "1", "--loop-items", "2"], False, _perturbation),
     Benchmark("metrics", [], ["--items", "8", "--repeats", "1"], True, _metrics),
     Benchmark("sanity", [], ["--items", "4", "--rounds", "1", "--floor-rounds", "2"], False, _sanity),

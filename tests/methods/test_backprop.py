@@ -144,3 +144,37 @@ def test_guided_backprop_needs_no_split_of_reused_relus(arch):
         for handle in handles:
             handle.remove()
     torch.testing.assert_close(guided_backprop(model, x, target), split, rtol=0, atol=0)
+
+
+class _Double(nn.Module):
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul_(2) if self.inplace else x * 2  # in place: modifies the preceding ReLU's output
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121", "inplace"])
+def test_deconvnet_equals_captum_on_reused_relus_and_leaves_no_trace(arch):
+    """The per-module deconvnet ReLU equals captum's hooks on one module per use, also where a ReLU module is
+    reused (torchvision) or its output modified in place; every ReLU's own forward is back afterwards."""
+    torch.manual_seed(0)
+    if arch == "inplace":
+        net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), _Double(inplace=True), nn.Conv2d(4, 5, 3),
+                            nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    else:
+        net = getattr(torchvision.models, arch)(weights=None, num_classes=5).eval()
+    model = NormalizedClassifier(net, ModelSpec(arch, 32, (0.5,) * 3, (0.25,) * 3, "net.features", gap_fc=True))
+    x, target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 3])
+    flags = [m.inplace for m in model.modules() if isinstance(m, nn.ReLU)]
+    reference = copy.deepcopy(model)  # captum's ReLU backward needs its output unchanged: double out of place
+    if arch == "inplace":
+        reference.net[2].inplace = False
+    with separate_activations(reference, x), torch.enable_grad():
+        expected = Deconvolution(reference).attribute(x.clone().requires_grad_(), target=target).detach()
+    channels = create_method("deconvnet").attribute_channels(model, x, target)
+    torch.testing.assert_close(channels, expected, rtol=0, atol=0)
+    assert_no_hooks(model)
+    assert not [name for name, m in model.named_modules() if "forward" in m.__dict__]
+    assert [m.inplace for m in model.modules() if isinstance(m, nn.ReLU)] == flags

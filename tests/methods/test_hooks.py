@@ -84,3 +84,25 @@ def test_densenet_final_relu_and_pool_become_modules():
         with torch.no_grad():
             torch.testing.assert_close(model(x), before)
     assert not hasattr(model, "canonizer_relu")
+
+
+def test_stand_ins_are_reused_only_while_they_match_their_module():
+    """A reused ReLU's stand-in is cached across calls (no deep copies), and rebuilt once a copy carries a hook
+    left behind or the module's settings changed."""
+    model, x = resnet18(), images(2, size=32)
+
+    def stand_in() -> PerCall:
+        with separate_activations(model, x):
+            return model.layer1[0].relu
+
+    first = stand_in()
+    assert stand_in() is first
+    handle = first.uses[1].register_forward_hook(lambda m, i, o: None)
+    second = stand_in()
+    assert second is not first and not second.uses[1]._forward_hooks
+    handle.remove()
+    model.layer1[0].relu.train()
+    third = stand_in()
+    assert third is not second and all(use.training for use in third.uses)
+    assert stand_in() is third
+    assert_no_hooks(model)

@@ -99,3 +99,26 @@ def test_wrapper_defaults_and_validation():
         create_method("smoothgrad_sq", noise_level=-0.1)
     with pytest.raises(ParamError, match="n_samples"):
         create_method("smoothgrad", n_samples=0)
+
+
+@pytest.mark.parametrize(("name", "params"), [("smoothgrad", {}), ("vargrad", {}), ("expected_gradients", {}),
+                                              ("expected_gradients", {"reference": "blur"})])
+def test_chunks_read_nothing_back_from_the_device(name, params, monkeypatch):
+    """No per-chunk host round trip (``.tolist()``, ``.item()``, ``int(t)``: each waits for a GPU): the number of
+    such reads does not grow with the number of chunks (of two rows or more: captum reads a one-row target)."""
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    reads = {"n": 0}
+    for attr in ("tolist", "item", "__int__"):
+        original = getattr(torch.Tensor, attr)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, attr, counted)
+    per_chunking = []
+    for chunk in (2, 24):
+        reads["n"] = 0
+        create_method(name, n_samples=8, internal_batch_size=chunk, **params).attribute(model, x, target)
+        per_chunking.append(reads["n"])
+    assert per_chunking[0] == per_chunking[1], per_chunking

@@ -62,3 +62,22 @@ def test_draws_follow_their_distribution(kind, distribution):
     assert scipy.stats.kstest(values.numpy(), distribution).pvalue > 1e-3
     if kind == "uniform":
         assert values.min() >= 0 and values.max() < 1
+
+
+def test_device_key_table_and_shared_hash_draw_what_the_host_keys_draw():
+    """Keys looked up in the per-batch table (no host round trip), and several streams and shapes drawn from one
+    row hash (``Rows``), give bit for bit the draws of the per-call host keys."""
+    x = torch.rand(3, 3, 5, 7, generator=torch.Generator().manual_seed(4))
+    items, samples = torch.tensor([2, 0, 0, 1, 2]), torch.tensor([5, 0, 3, 1, 2])
+    host, table = RowSampler(x, 8), RowSampler(x, 8, n_samples=6)
+    shape = (3, 5, 7)
+    for kind in ("bits", "uniform", "normal"):
+        for stream in (0, 2):
+            assert torch.equal(getattr(table, kind)(items, samples, shape, stream),
+                               getattr(host, kind)(items, samples, shape, stream))
+    rows = table.rows(items, samples, 3 * 5 * 7)
+    assert torch.equal(rows.uniform((2,)), host.uniform(items, samples, (2,)))
+    assert torch.equal(rows.uniform(shape, stream=1), host.uniform(items, samples, shape, stream=1))
+    assert torch.equal(rows.normal((4, 3), stream=1), host.normal(items, samples, (4, 3), stream=1))
+    with pytest.raises(IndexError):
+        table.keys(torch.tensor([0]), torch.tensor([6]))  # beyond the table's n_samples

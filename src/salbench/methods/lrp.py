@@ -12,7 +12,7 @@ relevance unchanged, average pooling and residual sums redistribute it in propor
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from zennit.canonizers import Canonizer
     from zennit.core import Composite
 
+#: a bound of the network's input: a tensor broadcast over the batch, a number, or None where unused
+Bound = torch.Tensor | float | None
 #: zennit's default stabiliser for the rules' denominators
 STABILIZER = 1e-6
 
@@ -39,7 +41,7 @@ def relevance(net: nn.Module, z: torch.Tensor, target: torch.Tensor, composite: 
     with separate_activations(net, z), registered(composite, net), torch.enable_grad():
         leaf = z.detach().requires_grad_()
         logits = net(leaf)
-        start = F.one_hot(target, logits.shape[1]).to(logits.dtype) * logits.detach()
+        start = F.one_hot(target, logits.shape[1]) * logits.detach()  # promoted to the logits' dtype
         (grad,) = torch.autograd.grad(logits, leaf, start)
     return grad.detach()
 
@@ -49,18 +51,21 @@ class LRPMethod(ChannelMethod):
 
     requires = ("propagation_rules",)
     libraries = ("zennit",)
+    #: whether :meth:`composite` reads the input bounds (computed only then)
+    uses_bounds: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: Bound, high: Bound) -> Composite:
         """The composite applying ``canonizers``; ``low``/``high`` bound the network's input (pixels 0 and 1,
-        normalised)."""
+        normalised; None unless :attr:`uses_bounds`)."""
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from .canonizers import lrp_canonizers
 
         net, mean, std = normalisation(model)
         z = (inputs.detach() - mean) / std
-        return relevance(net, z, target, self.composite(lrp_canonizers(net), (0 - mean) / std, (1 - mean) / std))
+        low, high = ((0 - mean) / std, (1 - mean) / std) if self.uses_bounds else (None, None)
+        return relevance(net, z, target, self.composite(lrp_canonizers(net), low, high))
 
 
 def _uniform(rule: Any, canonizers: list[Canonizer]) -> Composite:
@@ -84,7 +89,7 @@ class LRPEpsilon(LRPMethod):
         super().__init__(**params)
         check_number(self, "epsilon", 0.0)
 
-    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: Bound, high: Bound) -> Composite:
         from zennit.rules import Epsilon
 
         return _uniform(Epsilon(epsilon=self.params["epsilon"]), canonizers)
@@ -97,7 +102,7 @@ class LRPAlpha1Beta0(LRPMethod):
     citation = BACH_2015
     defaults = {"channel_reduction": "sum"}
 
-    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: Bound, high: Bound) -> Composite:
         from zennit.rules import AlphaBeta
 
         return _uniform(AlphaBeta(alpha=1.0, beta=0.0, stabilizer=STABILIZER), canonizers)
@@ -110,7 +115,7 @@ class LRPAlpha2Beta1(LRPMethod):
     citation = BACH_2015
     defaults = {"channel_reduction": "sum"}
 
-    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: Bound, high: Bound) -> Composite:
         from zennit.rules import AlphaBeta
 
         return _uniform(AlphaBeta(alpha=2.0, beta=1.0, stabilizer=STABILIZER), canonizers)
@@ -133,7 +138,7 @@ class LRPEpsilonPlusFlat(LRPMethod):
         super().__init__(**params)
         check_number(self, "epsilon", 0.0)
 
-    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: Bound, high: Bound) -> Composite:
         from zennit.composites import EpsilonPlusFlat
 
         return EpsilonPlusFlat(epsilon=self.params["epsilon"], stabilizer=STABILIZER, canonizers=canonizers)
@@ -152,13 +157,14 @@ class LRPEpsilonGammaBox(LRPMethod):
         "In Explainable AI: Interpreting, Explaining and Visualizing Deep Learning, LNCS 11700, 2019"
     )
     defaults = {"epsilon": 1e-6, "gamma": 0.25, "channel_reduction": "sum"}
+    uses_bounds = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         check_number(self, "epsilon", 0.0)
         check_number(self, "gamma", 0.0)
 
-    def composite(self, canonizers: list[Canonizer], low: torch.Tensor | float, high: torch.Tensor | float) -> Composite:
+    def composite(self, canonizers: list[Canonizer], low: Bound, high: Bound) -> Composite:
         from zennit.composites import EpsilonGammaBox
 
         return EpsilonGammaBox(

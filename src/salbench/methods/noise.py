@@ -40,15 +40,21 @@ class Moments:
     def _shape(self, n: int) -> tuple[int, ...]:
         return (n,) + (1,) * (self.total.dim() - 1)
 
-    def update(self, items: torch.Tensor, values: torch.Tensor) -> None:
-        """Add rows ``values[r]`` of items ``items[r]`` (items sorted, as in item-major chunks)."""
+    def update(self, items: torch.Tensor, values: torch.Tensor, span: tuple[int, int] | None = None) -> None:
+        """Add rows ``values[r]`` of items ``items[r]`` (items sorted, as in item-major chunks).
+
+        ``span`` is ``(items[0], items[-1] + 1)`` where the caller knows it: reading it off a GPU tensor
+        would wait for the device.
+        """
         if self.m2 is None:
             self.total.index_add_(0, items, values)
             self.count.index_add_(0, items, torch.ones_like(items, dtype=self.count.dtype))
             return
-        first, last = int(items[0]), int(items[-1]) + 1
+        first, last = span if span is not None else (int(items[0]), int(items[-1]) + 1)
         local, shape = items - first, self._shape(last - first)
-        k = torch.bincount(local, minlength=last - first).to(values.dtype)
+        # rows per item (bincount would wait for the device on a GPU)
+        k = torch.zeros(last - first, dtype=values.dtype, device=values.device).index_add_(
+            0, local, torch.ones_like(local, dtype=values.dtype))
         chunk_mean = torch.zeros_like(self.total[first:last]).index_add_(0, local, values).div_(k.view(shape))
         chunk_m2 = torch.zeros_like(chunk_mean).index_add_(0, local, (values - chunk_mean[local]).square_())
         count = self.count[first:last]
@@ -104,18 +110,20 @@ class NoiseAggregate(Method):
         x = inputs.detach()
         n = p["n_samples"]
         sigma = p["noise_level"] * (x.flatten(1).amax(1) - x.flatten(1).amin(1))
-        sampler = RowSampler(x, p["seed"])
+        sampler = RowSampler(x, p["seed"], n_samples=n)
         moments: Moments | None = None
         count = x.shape[0] * n
+        every = torch.arange(count, device=x.device)
+        every_item, every_sample = every // n, every % n
         for start in range(0, count, p["internal_batch_size"]):
-            index = torch.arange(start, min(start + p["internal_batch_size"], count), device=x.device)
-            items, samples = index // n, index % n
+            stop = min(start + p["internal_batch_size"], count)
+            items, samples = every_item[start:stop], every_sample[start:stop]
             noise = sampler.normal(items, samples, tuple(x.shape[1:]))
             noisy = noise.to(x).mul_(sigma[items].view(-1, 1, 1, 1)).add_(x[items])
             values = self.transform(self._evaluate(model, noisy, target[items]))
             if moments is None:
                 moments = Moments(x.shape[0], values, self.needs_variance)
-            moments.update(items, values)
+            moments.update(items, values, span=(start // n, (stop - 1) // n + 1))
         if moments is None:
             raise ValueError(f"method {self.name!r} needs at least one item")
         aggregate = self.aggregate(moments)

@@ -57,9 +57,11 @@ def accumulate_gradients(
     """
     total = torch.zeros_like(inputs)
     count = inputs.shape[0] * n
+    every = torch.arange(count, device=inputs.device)
+    every_item, every_sample = every // n, every % n
     for start in range(0, count, internal_batch_size):
-        index = torch.arange(start, min(start + internal_batch_size, count), device=inputs.device)
-        items, samples = index // n, index % n
+        chunk = slice(start, start + internal_batch_size)
+        items, samples = every_item[chunk], every_sample[chunk]
         points, scales = rows(items, samples)
         total.index_add_(0, items, input_gradient(model, points, target[items]) * scales)
     return total
@@ -153,15 +155,17 @@ class ExpectedGradients(ChannelMethod):
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         p = self.params
         x = inputs.detach()
-        sampler = RowSampler(x, p["seed"])
-        shape = x.shape[1:]
+        sampler = RowSampler(x, p["seed"], n_samples=p["n_samples"])
+        shape = tuple(x.shape[1:])
+        size = max(x[0].numel(), 2) if p["reference"] == "uniform" else 2
 
         def rows(items: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            # stream 0: (alpha, blur draw) per row; stream 1: the uniform reference image
-            alphas, sigmas = sampler.uniform(items, samples, (2,)).to(x).unbind(1)
+            # stream 0: (alpha, blur draw) per row; stream 1: the uniform reference image (one shared hash)
+            draws = sampler.rows(items, samples, size)
+            alphas, sigmas = draws.uniform((2,)).to(x).unbind(1)
             alphas = alphas.view(-1, 1, 1, 1)
             if p["reference"] == "uniform":
-                references = sampler.uniform(items, samples, tuple(shape), stream=1).to(x)
+                references = draws.uniform(shape, stream=1).to(x)
             else:
                 references = gaussian_blur(x[items], (1 - sigmas) * p["blur_sigma"], p["blur_sigma"])
             delta = x[items] - references
