@@ -24,7 +24,9 @@ def test_default_config_is_valid_and_filled():
     assert config["methods"]["gradcam"]["params"] == {}
     assert config["report"]["bootstrap"] == 1000
     assert config["models"]["cnn"]["train"]["epochs"] == 12
-    assert validate_config({**DEFAULT, "models": {"m": {"arch": "small_cnn"}}})["models"]["m"]["train"]["weight_decay"] == 0.0001
+    minimal = {"datasets": {"shapes": {"source": "shapes"}}, "models": {"m": {"arch": "small_cnn"}},
+               "methods": {"gradient": {}}, "metrics": {"pointing_game": {}}}
+    assert validate_config(minimal)["models"]["m"]["train"]["weight_decay"] == 0.0001
 
 
 def test_input_is_not_modified():
@@ -57,6 +59,11 @@ def test_input_is_not_modified():
         (lambda c: c.update(references=[{"metric": "grid_localisation_2x2", "method": "gradcan", "value": 0.9,
                                          "source": "x"}]), ["references.0.method", "gradcam"]),
         (lambda c: c["models"]["cnn"].update(permuted_train={"momentum": 0.9}), ["models.cnn.permuted_train.momentum"]),
+        (lambda c: c["methods"]["gradcam"].update(models=["cnn", "vgg"]), ["methods.gradcam.models", "'vgg'",
+                                                                            "allowed values", "cnn, coda, resnet"]),
+        (lambda c: c["methods"]["gradcam"].update(models=[]), ["methods.gradcam.models"]),
+        (lambda c: c["datasets"]["shapes_pair"].update(models=["cnn", "rsnet"]), ["datasets.shapes_pair.models", "'rsnet'"]),
+        (lambda c: c["datasets"]["shapes"].update(methods=["gradcm"]), ["datasets.shapes.methods", "'gradcm'", "gradcam"]),
     ],
 )
 def test_bad_config_names_the_key(change, expected):

@@ -184,7 +184,7 @@ def test_sharded_jobs_equal_the_unsharded_job(study, tmp_path, method):
                      out, items=items)
         else:
             score("shapes", "cnn", method, METRICS, root / "data.zarr", root / "cnn.pt", maps, "cpu", batch, out,
-                  method_name=method, method_params=params, items=items)
+                  method_name=method, method_params=params, items=items, curves_out=out.with_suffix(".curves.parquet"))
 
     run(tmp_path / "whole.zarr")
     run(tmp_path / "whole.parquet", maps=tmp_path / "whole.zarr")
@@ -195,6 +195,8 @@ def test_sharded_jobs_equal_the_unsharded_job(study, tmp_path, method):
                  str(tmp_path / "gathered.zarr")]) == 0
     assert main(["gather", *(str(tmp_path / f"scores{k}.parquet") for k in range(2)), "--out",
                  str(tmp_path / "gathered.parquet")]) == 0
+    assert main(["gather", *(str(tmp_path / f"scores{k}.curves.parquet") for k in range(2)), "--out",
+                 str(tmp_path / "gathered.curves.parquet")]) == 0
 
     expected, actual = open_store(tmp_path / "whole.zarr"), open_store(tmp_path / "gathered.zarr")
     assert actual["saliency"].values.tobytes() == expected["saliency"].values.tobytes()
@@ -203,6 +205,19 @@ def test_sharded_jobs_equal_the_unsharded_job(study, tmp_path, method):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "gathered.parquet"),
                                   pd.read_parquet(tmp_path / "whole.parquet"), check_exact=True)
     read_table(tmp_path / "gathered.parquet")  # its checksum verifies
+    gathered_curves = read_table(tmp_path / "gathered.curves.parquet")
+    pd.testing.assert_frame_equal(gathered_curves, read_table(tmp_path / "whole.curves.parquet"), check_exact=True)
+    assert set(gathered_curves["metric"]) == {"deletion"} and len(gathered_curves) == 7 * 5
+    # missing, overlapping or unsharded tables are refused, scores and curves alike
+    for suffix in (".parquet", ".curves.parquet"):
+        shards = [tmp_path / f"scores{k}{suffix}" for k in range(2)]
+        with pytest.raises(ValueError, match="shards are missing"):
+            gather(shards[:1], tmp_path / f"out{suffix}")
+        with pytest.raises(ValueError, match="in order"):
+            gather([shards[0], shards[0], shards[1]], tmp_path / f"out{suffix}")
+        with pytest.raises(ValueError, match="not a shard"):
+            gather([tmp_path / f"whole{suffix}"], tmp_path / f"out{suffix}")
+        assert not (tmp_path / f"out{suffix}").exists()
     # a shard's score job reads the shard's maps or the whole store, with the same result
     run(tmp_path / "from_whole.parquet", ranges[1], maps=tmp_path / "whole.zarr")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "from_whole.parquet"),
@@ -224,3 +239,19 @@ def test_gather_tables_refuses_mixed_metrics(study, tmp_path):
               tmp_path / f"s{k}.parquet", method_name="centre", items=(2 * k, 2 * k + 2))
     with pytest.raises(ValueError, match="has metrics"):
         gather([tmp_path / "s0.parquet", tmp_path / "s1.parquet"], tmp_path / "out.parquet")
+
+
+def test_empty_curves_tables_gather_to_the_unsharded_empty_table(study, tmp_path):
+    root, metrics = study, {"sparseness": METRICS["sparseness"]}
+    saliency("shapes", "cnn", "centre", "centre", {}, root / "data.zarr", root / "cnn.pt", 0, "cpu", 2,
+             tmp_path / "m.zarr")
+    for name, items in (("whole", None), ("s0", (0, 4)), ("s1", (4, 7))):
+        score("shapes", "cnn", "centre", metrics, root / "data.zarr", root / "cnn.pt", tmp_path / "m.zarr", "cpu", 2,
+              tmp_path / f"{name}.parquet", method_name="centre", items=items,
+              curves_out=tmp_path / f"{name}.curves.parquet")
+    gather([tmp_path / "s0.curves.parquet", tmp_path / "s1.curves.parquet"], tmp_path / "out.curves.parquet")
+    gathered = read_table(tmp_path / "out.curves.parquet")
+    assert gathered.empty
+    pd.testing.assert_frame_equal(gathered, read_table(tmp_path / "whole.curves.parquet"))
+    with pytest.raises(ValueError, match="shards are missing"):
+        gather([tmp_path / "s0.curves.parquet"], tmp_path / "out.curves.parquet")

@@ -147,7 +147,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     _threads(args)
     score(args.dataset, args.model, args.method_id, args.metrics, args.data, args.checkpoint, args.maps, args.device,
           args.batch_size, args.out, method_name=args.method, method_params=args.params, target_layer=args.layer,
-          seed=args.seed, items=args.items)
+          seed=args.seed, items=args.items, curves_out=args.curves_out)
 
 
 def cmd_gather(args: argparse.Namespace) -> None:
@@ -171,7 +171,8 @@ def cmd_grid_score(args: argparse.Namespace) -> None:
 
     _threads(args)
     table = grid_score(args.dataset, args.model, args.method_id or args.method, args.method, args.params, args.grids,
-                       args.checkpoint, args.seed, args.device, args.batch_size, args.out, target_layer=args.layer)
+                       args.checkpoint, args.seed, args.device, args.batch_size, args.out, target_layer=args.layer,
+                       maps_out=args.maps_out, keep=args.keep_maps)
     print(f"grid localisation of {args.method_id or args.method}: mean {table['value'].mean():.3f} over {len(table)} "
           f"(grid, cell) pairs")
 
@@ -217,6 +218,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                         data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
                         tables_dir=args.summary.parent, metric_info=info,
                         sanity_files=args.sanity, cascade_stores=args.cascades, claims_file=args.claims,
+                        curve_files=args.curves, grid_map_stores=args.grid_maps,
                         layerwise_stores=args.layerwise_clusters, layerwise_labels=args.layerwise_labels,
                         checkpoints={tuple(pair.split("/", 1)): Path(path)
                                      for pair, path in (item.split("=", 1) for item in args.checkpoints)})
@@ -358,10 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--items", type=_items, help=items_help + "; --maps holds those items or all of them")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--curves-out", type=Path,
+                   help="tidy parquet of the curve metrics' per-item curves (deletion, insertion, ROAD; empty if none)")
     model_job(p)
 
-    p = add("gather", cmd_gather, "gather the shards of a saliency store (.zarr) or score table (.parquet) into the "
-                                  "store or table an unsharded job writes")
+    p = add("gather", cmd_gather, "gather the shards of a saliency store (.zarr) or score/curves table (.parquet) "
+                                  "into the store or table an unsharded job writes")
     p.add_argument("shards", type=Path, nargs="+", help="shard stores or tables, in item order")
     p.add_argument("--out", type=Path, required=True, help="the gathered store (.zarr) or table (.parquet)")
 
@@ -384,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     method_job(p, data=False)
     p.add_argument("--grids", type=Path, required=True, help="grid store written by build-grid")
     p.add_argument("--out", type=Path, required=True, help="tidy parquet table, one row per (grid, cell)")
+    p.add_argument("--maps-out", type=Path,
+                   help="also keep the maps scored on the first grids, per cell's class, for the report (.zarr)")
+    p.add_argument("--keep-maps", type=int, help="grids whose maps --maps-out keeps (default: salbench.grid.KEPT_GRIDS)")
 
     p = add("layerwise", cmd_layerwise,
             "layer-wise cluster maps (INV, Bianchi et al. 2024) of a model's layers for the first eval items: "
@@ -419,12 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--config", type=Path, help="study config YAML")
     src.add_argument("--config-json", type=_json, help="validated study config as JSON")
     p.add_argument("--scores", type=Path, nargs="+", required=True)
+    p.add_argument("--curves", type=Path, nargs="*", default=[],
+                   help="curves tables of the score jobs (deletion/insertion curves section)")
     p.add_argument("--maps", type=Path, nargs="+", required=True)
     p.add_argument("--data", nargs="+", required=True, help="NAME=PATH data stores")
     p.add_argument("--html", type=Path, required=True, help="reports/{study}/index.html; figures go beside it")
     p.add_argument("--summary", type=Path, required=True, help="results/tables/{study}/summary.csv; other tables beside it")
     p.add_argument("--sanity", type=Path, nargs="*", default=[], help="sanity-check tables (parquet)")
     p.add_argument("--cascades", type=Path, nargs="*", default=[], help="cascade map stores of the sanity checks")
+    p.add_argument("--grid-maps", type=Path, nargs="*", default=[],
+                   help="maps stores the grid localisation jobs kept (grid examples section)")
     p.add_argument("--claims", type=Path, help="published claims to check (config/claims.yaml)")
     p.add_argument("--layerwise-clusters", type=Path, nargs="*", default=[],
                    help="cluster stores of the layer-wise section (clusters.zarr)")

@@ -85,6 +85,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config must be a mapping of keys, got {type(config).__name__}")
     _check_schema(config)
     _check_names(config)
+    _check_selections(config)
     _check_train_options(config)
     _check_grid(config)
     _check_shards(config)
@@ -152,6 +153,18 @@ def _check_names(config: dict[str, Any]) -> None:
             spec.setdefault(field, name)
             _check_entry(catalog, section, f"{section}.{name}.{field}", spec[field], spec["params"],
                          f"{section}.{name}.params")
+
+
+def _check_selections(config: dict[str, Any]) -> None:
+    """Every name in ``datasets.<d>.models``, ``datasets.<d>.methods`` and ``methods.<m>.models`` is in the config."""
+    lists = [(f"datasets.{name}.{key}", spec.get(key), key) for name, spec in config["datasets"].items()
+             for key in ("models", "methods")]
+    lists += [(f"methods.{name}.models", spec.get("models"), "models") for name, spec in config["methods"].items()]
+    for key, chosen, section in lists:
+        unknown = [n for n in chosen or () if n not in config[section]]
+        if unknown:
+            raise ConfigError(f"config key {key!r}: {unknown[0]!r} is not in this config's {section}; "
+                              f"allowed values: {', '.join(sorted(config[section]))}")
 
 
 def _check_entry(catalog, section: str, key: str, name: str, params: dict[str, Any], params_key: str) -> None:

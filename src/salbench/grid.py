@@ -18,7 +18,8 @@ CVPR 2021, Sec. 5.2 (their code: ``interpretability/analyses/localisation.py``, 
 4. **Scoring.** For every cell, the method's map for the cell's class on the whole grid (as the method
    returns it, channels already reduced), clamped at 0; score = positive attribution inside the cell /
    total positive attribution (0 when the total is 0). A uniform map scores the chance level ``1/n^2``,
-   a map exactly on the cell scores 1. Scores are computed for one batch of (grid, class) pairs at a time.
+   a map exactly on the cell scores 1. Scores are computed for one batch of (grid, class) pairs at a time;
+   the maps of the first few grids are kept for the report's examples (:func:`score_and_keep`).
 
 Published (CIFAR-10, 3 x 3, 500 grids, T=1000 CoDA-Net): CoDA contributions 0.912, Occlusion-9 0.842,
 Grad-CAM 0.726, IntGrad 0.155, input x gradient 0.144.
@@ -41,6 +42,10 @@ from .methods.base import Method
 from .models.base import ModelSpec, class_probabilities
 
 CITATION = "Böhle, Fritz & Schiele, CVPR 2021 (CoDA-Nets), Sec. 5.2"
+
+
+#: grids whose maps the grid-score job keeps for the report's examples (the first ones; cheap: already computed)
+KEPT_GRIDS = 3
 
 
 class GridError(ValueError):
@@ -251,11 +256,21 @@ def score_grids(method: Method, model: nn.Module, grids: torch.Tensor, targets: 
     """``[G, n*n]`` grid localisation of ``method``: for each (grid, cell), the share of the positive
     attribution for the cell's class that lies in the cell. ``grids`` are uint8 or [0, 1] floats
     ``[G,C,H,W]``; ``batch_size`` (grid, class) pairs go through the method at once."""
+    return score_and_keep(method, model, grids, targets, batch_size, device, keep=0, progress=progress)[0]
+
+
+def score_and_keep(method: Method, model: nn.Module, grids: torch.Tensor, targets: np.ndarray | torch.Tensor,
+                   batch_size: int, device: str | torch.device, keep: int = KEPT_GRIDS,
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`score_grids`'s ``[G, n*n]`` scores and the maps it scored for the first ``keep`` grids,
+    ``[min(keep, G), n*n, H, W]`` float32 (cell ``k``'s map explains the class of cell ``k``), as the method
+    returned them: the report's examples show exactly what was scored, without computing maps again."""
     targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
     count, cells = targets.shape
     n = math.isqrt(cells)
     index = cell_index(grids.shape[-2], grids.shape[-1], n, device)
     scores = torch.empty(count * cells, dtype=torch.float64)
+    kept = torch.zeros(min(max(keep, 0), count) * cells, *grids.shape[-2:], dtype=torch.float32)
     starts = range(0, count * cells, batch_size)
     for start in tqdm(starts, desc=f"{method.name} grids", unit="batch", file=sys.stderr, disable=not progress):
         pairs = torch.arange(start, min(start + batch_size, count * cells))
@@ -264,7 +279,10 @@ def score_grids(method: Method, model: nn.Module, grids: torch.Tensor, targets: 
         maps = method.attribute(model, x, targets[grid, cell].to(device))
         fractions = cell_fractions(maps, n, index)
         scores[pairs] = fractions[torch.arange(pairs.shape[0], device=fractions.device), cell.to(fractions.device)].cpu()
-    return scores.reshape(count, cells).numpy()
+        stored = pairs < kept.shape[0]
+        if stored.any():
+            kept[pairs[stored]] = maps.detach()[stored.to(maps.device)].reshape(-1, *kept.shape[1:]).float().cpu()
+    return scores.reshape(count, cells).numpy(), kept.reshape(-1, cells, *kept.shape[1:]).numpy()
 
 
 def cell_ids(grids: Sequence[int], n: int) -> list[str]:

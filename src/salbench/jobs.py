@@ -26,6 +26,10 @@ from .store import atomic_path, object_strings, open_store, write_store, write_t
 log = logging.getLogger("salbench")
 
 SCORE_COLUMNS = ["dataset", "model", "method", "item", "target", "metric", "value"]
+#: the curves table beside a score table: one row per (item, curve metric, point of the curve); ``fraction`` is
+#: the nominal share of pixels perturbed at that point (:meth:`salbench.metrics.faithfulness.CurveMetric.fractions`)
+CURVE_DTYPES = {"dataset": object, "model": object, "method": object, "item": object, "target": np.int64,
+                "metric": object, "step": np.int64, "fraction": np.float64, "value": np.float64}
 
 
 def resolve_device(device: str) -> str:
@@ -198,8 +202,12 @@ def mask_skips(instances: dict[str, Any], dataset: str, attrs: dict[str, Any]) -
 def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict[str, Any]], data_path: Path,
           checkpoint: Path, maps_path: Path, device: str, batch_size: int, out: Path, method_name: str | None = None,
           method_params: dict[str, Any] | None = None, target_layer: str | None = None, seed: int = 0,
-          items: tuple[int, int] | None = None) -> pd.DataFrame:
+          items: tuple[int, int] | None = None, curves_out: Path | None = None) -> pd.DataFrame:
     """Score one method's maps with every configured metric; write a tidy parquet table.
+
+    With ``curves_out``, also write the per-item curves of the curve metrics (deletion, insertion, ROAD: the
+    curves their values reduce, from the same model evaluations) as a tidy table (:data:`CURVE_DTYPES`), empty
+    when no curve metric is configured. A shard's tables record its item range (attr ``shard``) for the gather.
 
     With ``items``, only the data store's items ``[start, stop)`` (a shard); the maps store then holds either
     those items (a shard's maps) or every item of the data store.
@@ -213,11 +221,12 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     ``method_name``, ``method_params`` and ``target_layer``, after seeding everything with ``seed``.
     """
     from .metrics import ScoringBatch, create_metric
+    from .metrics.faithfulness import CurveMetric
     from .models import load_checkpoint
 
     device = resolve_device(device)
     full, maps = open_store(data_path), open_store(maps_path)
-    data, _ = select_items(full, items)
+    data, shard_attrs = select_items(full, items)
     if items is not None and maps.sizes["item"] == full.sizes["item"] != data.sizes["item"]:
         maps, _ = select_items(maps, items)
     if list(data["item"].values) != list(maps["item"].values):
@@ -237,6 +246,7 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
         seed_everything(seed)
         method = build_method(method_id, method_name, method_params or {}, model, model_name, target_layer)
     values = {name: [] for name in instances}
+    curves = {name: [] for name, metric in instances.items() if isinstance(metric, CurveMetric)}
     n = data.sizes["item"]
     saliency_maps = read_maps(maps)
     finite = np.isfinite(saliency_maps.reshape(n, -1)).all(axis=1)
@@ -255,7 +265,12 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
             method=method,
         )
         for name, metric in instances.items():
-            values[name].append(np.asarray(metric.score(batch), dtype=np.float64))
+            if name in curves:
+                value, curve = metric.score_curves(batch)
+                curves[name].append(curve)
+            else:
+                value = metric.score(batch)
+            values[name].append(np.asarray(value, dtype=np.float64))
     frames = [
         pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": object_strings(data["item"].values),
                       "target": data["target"].values.astype(np.int64), "metric": name,
@@ -266,7 +281,33 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     columns = [*SCORE_COLUMNS, "map_finite", SKIPPED_COLUMN]
     table = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     table.attrs = {}
-    write_table(table, out)
+    write_table(table, out, shard_attrs)
+    if curves_out is not None:
+        by_metric = {name: (instances[name].fractions(), np.concatenate(parts) if parts else
+                            np.empty((0, len(instances[name].fractions()))))
+                     for name, parts in curves.items()}
+        write_table(curve_table(dataset, model_name, method_id, data["item"].values, data["target"].values, finite,
+                                by_metric), curves_out, shard_attrs)
+    return table
+
+
+def curve_table(dataset: str, model_name: str, method_id: str, items: np.ndarray, targets: np.ndarray,
+                finite: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Tidy curves (:data:`CURVE_DTYPES`): per metric ``(fractions [S], curves [N, S])``, metric by metric,
+    item-major; NaN for items whose map is not ``finite`` (they are not scored either)."""
+    frames = []
+    for name, (fractions, values) in curves.items():
+        n, steps = values.shape
+        frames.append(pd.DataFrame({
+            "dataset": dataset, "model": model_name, "method": method_id,
+            "item": np.repeat(object_strings(items), steps),
+            "target": np.repeat(np.asarray(targets, dtype=np.int64), steps), "metric": name,
+            "step": np.tile(np.arange(steps, dtype=np.int64), n), "fraction": np.tile(fractions, n),
+            "value": np.where(np.repeat(finite, steps), values.reshape(-1), np.nan)}))
+    table = (pd.concat(frames, ignore_index=True) if frames else
+             pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in CURVE_DTYPES.items()}))
+    table = table[list(CURVE_DTYPES)].astype(CURVE_DTYPES)
+    table.attrs = {}
     return table
 
 
@@ -403,12 +444,19 @@ def build_grid(dataset: str, model_name: str, data_path: Path, checkpoint: Path,
 
 def grid_score(dataset: str, model_name: str, method_id: str, method_name: str, method_params: dict[str, Any],
                grid_path: Path, checkpoint: Path, seed: int, device: str, batch_size: int, out: Path,
-               target_layer: str | None = None) -> pd.DataFrame:
+               target_layer: str | None = None, maps_out: Path | None = None, keep: int | None = None
+               ) -> pd.DataFrame:
     """Score one method on the grids of ``grid.zarr``; write a tidy table like ``score``'s, one row per
-    (grid, cell) with the metric ``grid_localisation_{n}x{n}``, plus the grid, cell and source item."""
-    from .grid import GridSettings, cell_ids, score_grids
+    (grid, cell) with the metric ``grid_localisation_{n}x{n}``, plus the grid, cell and source item.
+
+    With ``maps_out``, also write the maps scored on the first ``keep`` grids (default
+    :data:`salbench.grid.KEPT_GRIDS`) as a store: ``saliency`` (item = grid, cell, y, x) float32, cell ``k``'s
+    map explaining cell ``k``'s class, beside ``cell_target``, ``score`` (the table's values) and the grids'
+    ``image`` (the report's grid examples read nothing else)."""
+    from .grid import KEPT_GRIDS, GridSettings, cell_ids, score_and_keep
     from .models import load_checkpoint
 
+    start = time.perf_counter()
     device = resolve_device(device)
     seed_everything(seed)
     grids = open_store(grid_path)
@@ -416,8 +464,9 @@ def grid_score(dataset: str, model_name: str, method_id: str, method_name: str, 
     method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
     n = int(grids.attrs["n"])
     targets = grids["cell_target"].values
-    values = score_grids(method, model, torch.from_numpy(grids["image"].values), targets, batch_size, device,
-                         progress=True)
+    keep = KEPT_GRIDS if keep is None else keep
+    values, maps = score_and_keep(method, model, torch.from_numpy(grids["image"].values), targets, batch_size,
+                                  device, keep=keep if maps_out is not None else 0, progress=True)
     numbers = grids["item"].values.astype(np.int64)
     table = pd.DataFrame({
         "dataset": dataset, "model": model_name, "method": method_id, "item": cell_ids(numbers, n),
@@ -427,5 +476,21 @@ def grid_score(dataset: str, model_name: str, method_id: str, method_name: str, 
         "source_item": [i for row in grids.attrs["source_item_ids"] for i in row],
     })
     table.attrs = {}
+    if maps_out is not None:
+        shown = len(maps)
+        cells = ("item", "cell")
+        write_store(xr.Dataset(
+            {"saliency": ((*cells, "y", "x"), maps), "cell_target": (cells, targets[:shown].astype(np.int64)),
+             "score": (cells, values[:shown].astype(np.float64)),
+             "image": (("item", "channel", "y", "x"), grids["image"].values[:shown])},
+            coords={"item": numbers[:shown], "cell": np.arange(n * n, dtype=np.int64)},
+            attrs={"dataset": dataset, "model": model_name, "method": method_id, "method_name": method_name,
+                   "method_params": method.params, "n": n, "metric": GridSettings(n=n).metric,
+                   "kept_grids": keep, "n_grids_built": len(numbers), "classes": list(grids.attrs["classes"]),
+                   "empty_reason": grids.attrs.get("empty_reason", ""),
+                   "source_item_ids": grids.attrs["source_item_ids"][:shown],
+                   "grid_store_sha256": grids.attrs["content_sha256"], "seed": seed, "device": device,
+                   "runtime_s": time.perf_counter() - start, "provenance": provenance(device)},
+        ), maps_out, item_chunk=max(shown, 1))
     write_table(table, out)
     return table

@@ -76,6 +76,30 @@ def _runtime_key(key: str) -> bool:
     return key in ("provenance", "seconds") or key.endswith(("_s", "_seconds"))
 
 
+def shard_coverage(paths: Sequence[str | Path], shards: Sequence[dict[str, int] | None],
+                   sizes: Sequence[int | None]) -> list[tuple[int, int, int]]:
+    """``(start, stop, items)`` of each shard after checking that the shards (their ``shard`` attrs, in order)
+    cover the data store's items exactly: none missing, none overlapping, each holding ``sizes`` items (its range;
+    ``None``: not known)."""
+    ranges = []
+    for path, shard, size in zip(paths, shards, sizes):
+        if not shard:
+            raise ValueError(f"{path} is not a shard (no {SHARD_ATTR!r} attr)")
+        if size is not None and shard["stop"] - shard["start"] != size:
+            raise ValueError(f"shard {path} holds {size} items, not its range {shard['start']}:{shard['stop']}")
+        ranges.append((shard["start"], shard["stop"], shard["items"]))
+    total = ranges[0][2]
+    expected = 0
+    for path, (start, stop, items) in zip(paths, ranges):
+        if items != total or start != expected:
+            raise ValueError(f"shards do not cover the {total} items in order: {path} holds {start}:{stop} of "
+                             f"{items}, expected a shard from item {expected} of {total}")
+        expected = stop
+    if expected != total:
+        raise ValueError(f"shards cover items 0:{expected} of {total}: shards are missing")
+    return ranges
+
+
 def gather_maps(paths: Sequence[str | Path], out: str | Path) -> Any:
     """Concatenate shard stores (in order) into the store the unsharded job writes; write ``out`` atomically.
 
@@ -91,24 +115,7 @@ def gather_maps(paths: Sequence[str | Path], out: str | Path) -> Any:
     if not paths:
         raise ValueError("no shards to gather")
     stores = [open_store(p) for p in paths]
-    ranges = []
-    for path, ds in zip(paths, stores):
-        shard = ds.attrs.get(SHARD_ATTR)
-        if not shard:
-            raise ValueError(f"store {path} is not a shard (no {SHARD_ATTR!r} attr)")
-        if shard["stop"] - shard["start"] != ds.sizes["item"]:
-            raise ValueError(f"shard {path} holds {ds.sizes['item']} items, not its range "
-                             f"{shard['start']}:{shard['stop']}")
-        ranges.append((shard["start"], shard["stop"], shard["items"]))
-    total = ranges[0][2]
-    expected = 0
-    for path, (start, stop, items) in zip(paths, ranges):
-        if items != total or start != expected:
-            raise ValueError(f"shards do not cover the {total} items in order: {path} holds {start}:{stop} of "
-                             f"{items}, expected a shard from item {expected} of {total}")
-        expected = stop
-    if expected != total:
-        raise ValueError(f"shards cover items 0:{expected} of {total}: shards are missing")
+    ranges = shard_coverage(paths, [ds.attrs.get(SHARD_ATTR) for ds in stores], [ds.sizes["item"] for ds in stores])
     own = (SHARD_ATTR, "content_sha256", *PER_ITEM_ATTRS)
     computed = [{k: v for k, v in ds.attrs.items() if not _runtime_key(k) and k not in own} for ds in stores]
     for path, attrs in zip(paths[1:], computed[1:]):
@@ -133,27 +140,32 @@ def gather_maps(paths: Sequence[str | Path], out: str | Path) -> Any:
 
 
 def gather_tables(paths: Sequence[str | Path], out: str | Path) -> Any:
-    """Concatenate tidy shard tables (``score``'s: one block of items per metric) into the unsharded job's
-    table: metric by metric in the shards' metric order, items in shard order; write ``out`` atomically."""
+    """Concatenate tidy shard tables (``score``'s scores or curves: one block of items per metric) into the
+    unsharded job's table: metric by metric in the shards' metric order, items in shard order; write ``out``
+    atomically. Each shard table records its range (attr ``shard``); the shards must cover the items exactly,
+    and every metric of a shard must hold each of its items (one row per item, or one per point of a curve)."""
     import pandas as pd
 
-    from .store import read_table, write_table
+    from .store import read_table, table_attrs, write_table
 
     if not paths:
         raise ValueError("no shards to gather")
     tables = [read_table(p) for p in paths]
     order = list(dict.fromkeys(tables[0]["metric"]))
+    sizes = []
     for path, table in zip(paths, tables):
         metrics = list(dict.fromkeys(table["metric"]))
         if metrics != order:
             raise ValueError(f"shard {path} has metrics {metrics}, {paths[0]} has {order}")
-        counts = table["metric"].value_counts()
+        counts = table.groupby("metric", sort=False)["item"].nunique()
         if counts.nunique() > 1:
             raise ValueError(f"shard {path} has different item counts per metric: {counts.to_dict()}")
+        sizes.append(int(counts.iloc[0]) if len(counts) else None)  # a table without metrics holds no items
         for column in ("dataset", "model", "method"):
             if column in table and set(table[column]) != set(tables[0][column]):
                 raise ValueError(f"shard {path} is of {column} {sorted(set(table[column]))}, {paths[0]} of "
                                  f"{sorted(set(tables[0][column]))}")
+    shard_coverage(paths, [table_attrs(p).get(SHARD_ATTR) for p in paths], sizes)
     table = pd.concat(tables, ignore_index=True)
     rank = table["metric"].map({m: k for k, m in enumerate(order)})
     table = table.iloc[rank.argsort(kind="stable")].reset_index(drop=True)

@@ -31,6 +31,8 @@ import zarr
 CHECKSUM_ATTR = "content_sha256"
 #: key of the content checksum in a parquet table's schema metadata
 TABLE_CHECKSUM_KEY = b"salbench.content_sha256"
+#: key of a table's JSON attrs (e.g. a shard's item range) in its schema metadata: not content, not checksummed
+TABLE_ATTRS_KEY = b"salbench.attrs"
 _TMP_MARK = ".tmp-"
 
 
@@ -203,14 +205,17 @@ def _missing_chunks(path: Path) -> str:
     return f" (chunks missing: {', '.join(gaps)})" if gaps else ""
 
 
-def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a tidy table as parquet, atomically, with its :func:`table_checksum` in the schema metadata."""
+def write_table(table: pd.DataFrame, path: str | Path, attrs: dict | None = None) -> Path:
+    """Write a tidy table as parquet, atomically, with its :func:`table_checksum` in the schema metadata, and
+    ``attrs`` (JSON; read back by :func:`table_attrs`) when given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = table.reset_index(drop=True)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     metadata = {**(arrow.schema.metadata or {}), TABLE_CHECKSUM_KEY: table_checksum(table).encode()}
+    if attrs:
+        metadata[TABLE_ATTRS_KEY] = json.dumps(_jsonable(attrs), sort_keys=True).encode()
     with atomic_path(path) as tmp:
         pq.write_table(arrow.replace_schema_metadata(metadata), tmp)
     return Path(path)
@@ -238,6 +243,17 @@ def read_table(path: str | Path, verify: bool = True) -> pd.DataFrame:
             raise StoreError(f"table {path} fails its checksum: recorded {recorded.decode()}, content {actual}; "
                              "rerun the job that writes it")
     return table
+
+
+def table_attrs(path: str | Path) -> dict:
+    """The ``attrs`` :func:`write_table` recorded in a table's schema metadata (``{}`` when none)."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many types for truncated files
+        raise StoreError(f"table {path} cannot be read ({type(err).__name__}: {err})") from err
+    return json.loads(metadata[TABLE_ATTRS_KEY]) if TABLE_ATTRS_KEY in metadata else {}
 
 
 def object_strings(values: list[str] | np.ndarray) -> np.ndarray:

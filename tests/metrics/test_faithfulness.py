@@ -192,6 +192,42 @@ def test_insertion_chunking_changes_nothing_and_params_are_checked():
         metric.score(ScoringBatch(images, maps, targets))
 
 
+def test_two_step_deletion_curve_and_its_area_by_hand():
+    # RegionNet reads channel 0 over the top-left 4x4 region: on an all-ones image z = (1 - 0.5) / 0.5 = 1, logit
+    # 4 * 1 against 0, p = sigmoid(4). Step 1 deletes the 32 most salient pixels (the region first) to the mean
+    # colour (z = 0, p = 1/2); step 2 deletes everything (p = 1/2). Area: (p0 / 2 + 1/2 + 1/4) / 2.
+    model, _, region, _ = region_setup(n=1)
+    batch = ScoringBatch(torch.ones(1, 3, SIZE, SIZE), region.float()[None], torch.zeros(1, dtype=torch.long),
+                         model=model)
+    metric = create_metric("deletion", steps=2)
+    values, curves = metric.score_curves(batch)
+    p0 = 1 / (1 + math.exp(-4))
+    np.testing.assert_allclose(curves, [[p0, 0.5, 0.5]], rtol=1e-6)
+    np.testing.assert_allclose(values, [p0 / 4 + 0.375], rtol=1e-6)
+    np.testing.assert_array_equal(metric.fractions(), [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("deletion", {"steps": 5}), ("insertion", {"steps": 4}),
+    ("road_morf", {"percentages": [20, 50, 80]}), ("road_lerf", {"percentages": [10, 40]}),
+])
+def test_score_curves_are_the_curves_the_score_reduces(name, params):
+    model, images, targets = small_cnn(), torch.rand(3, 3, SIZE, SIZE), torch.tensor([0, 2, 1])
+    batch = ScoringBatch(images, torch.rand(3, SIZE, SIZE), targets, model=model)
+    metric = create_metric(name, **params)
+    values, curves = metric.score_curves(batch)
+    fractions = metric.fractions()
+    assert curves.dtype == np.float64 and curves.shape == (3, len(fractions))
+    np.testing.assert_array_equal(values, metric.score(batch))  # one implementation, seeded: the same numbers
+    np.testing.assert_array_equal(curves, metric.curves(batch).double().numpy())
+    if name.startswith("road"):
+        np.testing.assert_allclose(fractions, np.asarray(params["percentages"]) / 100)
+        np.testing.assert_allclose(values, curves.mean(axis=1), rtol=1e-6)
+    else:
+        np.testing.assert_allclose(fractions, np.arange(params["steps"] + 1) / params["steps"])
+        np.testing.assert_allclose(values, np.trapezoid(curves, fractions, axis=1), rtol=1e-6)
+
+
 # --- ROAD -------------------------------------------------------------------------------------------------
 
 

@@ -81,3 +81,47 @@ def test_score_records_the_mask_metrics_it_skips(study):
     assert list(reasons) == ["pointing_game"] and "no ground-truth masks" in reasons["pointing_game"]
     assert main(score_args(root, "gradient", "--method", "gradient", "--params", "{}")) == 0
     assert set(read_table(root / "gradient.parquet")["skipped_metrics"]) == {"{}"}
+
+
+CURVE_METRICS = {"deletion": {"metric": "deletion", "params": {"steps": 4}},
+                 "road_morf": {"metric": "road_morf", "params": {"percentages": [25, 50]}},
+                 "sparseness": {"metric": "sparseness"}}
+
+
+def test_score_writes_the_curves_its_areas_reduce(study):
+    root, model = study
+    args = score_args(root, "gradcam", "--curves-out", str(root / "gradcam.curves.parquet"))
+    args[args.index("--metrics") + 1] = json.dumps(CURVE_METRICS)
+    assert main(args) == 0
+    scores, curves = read_table(root / "gradcam.parquet"), read_table(root / "gradcam.curves.parquet")
+    assert list(curves.columns) == ["dataset", "model", "method", "item", "target", "metric", "step", "fraction",
+                                    "value"]
+    assert list(dict.fromkeys(curves["metric"])) == ["deletion", "road_morf"]  # sparseness draws no curve
+    assert (curves["method"] == "gradcam").all() and len(curves) == 3 * (5 + 2)
+    reductions = {"deletion": lambda c, f: np.trapezoid(c, f, axis=1), "road_morf": lambda c, f: c.mean(axis=1)}
+    for metric, reduce in reductions.items():
+        part = curves[curves["metric"] == metric]
+        matrix = part.pivot(index="item", columns="step", values="value")
+        fractions = part.drop_duplicates("step")["fraction"].to_numpy()
+        value = scores[scores["metric"] == metric].set_index("item")["value"].reindex(matrix.index)
+        np.testing.assert_allclose(reduce(matrix.to_numpy(), fractions), value.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(curves[curves["metric"] == "deletion"]["fraction"][:5], [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(curves[curves["metric"] == "road_morf"]["fraction"][:2], [0.25, 0.5])
+    # the curves are the metric's own, on the whole batch at once
+    data, maps = open_store(root / "data.zarr"), open_store(root / "gradcam.zarr")
+    batch = ScoringBatch(torch.from_numpy(data["image"].values).float() / 255,
+                         torch.from_numpy(maps["saliency"].values), torch.from_numpy(data["target"].values),
+                         model=model)
+    _, expected = create_metric("deletion", steps=4).score_curves(batch)
+    np.testing.assert_allclose(curves[curves["metric"] == "deletion"]["value"].to_numpy(), expected.ravel(),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_score_without_curve_metrics_writes_an_empty_curves_table(study):
+    root, _ = study
+    args = score_args(root, "centre", "--curves-out", str(root / "centre.curves.parquet"))
+    args[args.index("--metrics") + 1] = json.dumps({"sparseness": {"metric": "sparseness"}})
+    assert main(args) == 0
+    curves = read_table(root / "centre.curves.parquet")
+    assert curves.empty and list(curves.columns) == ["dataset", "model", "method", "item", "target", "metric", "step",
+                                                     "fraction", "value"]

@@ -65,6 +65,8 @@ def make_study(root: Path) -> Study:
         for method, registered in METHODS.items():
             map_stores.append(write_store(_maps(rng, model, method, registered), root / model / f"{method}.zarr"))
             score_files.append(_scores(rng, root / model / f"{method}.parquet", model, method))
+    curve_files = [_curves(root / model / f"{method}.curves.parquet", model, method)
+                   for model in MODELS for method in METHODS]
     config = {
         "study": "synthetic", "seed": 0, "device": "cpu",
         "datasets": {"shapes": {"source": "shapes", "params": {}}},
@@ -78,7 +80,8 @@ def make_study(root: Path) -> Study:
     return Study(kwargs={
         "study": "synthetic", "config": config, "score_files": score_files, "map_stores": map_stores,
         "data_stores": {"shapes": data_path}, "out_dir": root / "report", "tables_dir": root / "tables",
-        "metric_info": METRIC_INFO, "claims_file": claims,
+        "metric_info": METRIC_INFO, "claims_file": claims, "curve_files": curve_files,
+        "grid_map_stores": grid_map_stores(root / "grid", data_path),
     })
 
 
@@ -117,6 +120,49 @@ def _maps(rng: np.random.Generator, model: str, method: str, registered: str) ->
     )
 
 
+#: grid examples: the kept 2x2 grids of cnn_a (cnn_b built none) and each method's maps of them, hand-made so that
+#: gradcam's map is the explained cell (score 1), random's is uniform (0.25), gradient's is signed noise
+GRID_METHODS = {"gradcam": "gradcam", "random": "random", "gradient": "gradient"}
+GRID_ITEMS = [[0, 4, 7, 1], [2, 5, 8, 3]]
+NO_GRIDS = "grid.n = 2 needs 4 classes with confidently and correctly classified items, but only 1 have any"
+
+
+def grid_map_stores(root: Path, data_path: Path) -> list[Path]:
+    """The grid localisation jobs' kept-maps stores of the synthetic study (as :func:`salbench.jobs.grid_score`
+    writes them): two grids of the data store's items for cnn_a, none for cnn_b."""
+    import torch
+
+    from salbench.grid import cell_fractions, tile
+    from salbench.store import open_store
+
+    data = open_store(data_path)
+    rng = np.random.default_rng(1)
+    paths = []
+    for model, items in (("cnn_a", np.asarray(GRID_ITEMS)), ("cnn_b", np.zeros((0, 4), dtype=np.int64))):
+        images = tile(torch.from_numpy(data["image"].values[items.reshape(-1)]).reshape(*items.shape, 3, SIZE, SIZE))
+        on_cell = np.zeros((4, 2 * SIZE, 2 * SIZE), dtype=np.float32)
+        for k in range(4):
+            on_cell[k, (k // 2) * SIZE:(k // 2 + 1) * SIZE, (k % 2) * SIZE:(k % 2 + 1) * SIZE] = 1.0
+        for method, registered in GRID_METHODS.items():
+            maps = {"gradcam": np.broadcast_to(on_cell, (len(items), *on_cell.shape)),
+                    "random": np.ones((len(items), *on_cell.shape), dtype=np.float32),
+                    "gradient": rng.normal(size=(len(items), *on_cell.shape))}[method].astype(np.float32)
+            share = (cell_fractions(torch.from_numpy(maps.reshape(-1, 2 * SIZE, 2 * SIZE)), 2).numpy() if len(items)
+                     else np.zeros((0, 4)))
+            scores = share.reshape(len(items), 4, 4)[:, np.arange(4), np.arange(4)]
+            ds = xr.Dataset(
+                {"saliency": (("item", "cell", "y", "x"), maps), "score": (("item", "cell"), scores),
+                 "cell_target": (("item", "cell"), HAND_TARGETS[items].astype(np.int64)),
+                 "image": (("item", "channel", "y", "x"), images.numpy())},
+                coords={"item": np.arange(len(items), dtype=np.int64), "cell": np.arange(4, dtype=np.int64)},
+                attrs={"dataset": "shapes", "model": model, "method": method, "method_name": registered, "n": 2,
+                       "n_grids_built": len(items), "classes": CLASSES, "grid_store_sha256": f"grids-{model}",
+                       "empty_reason": "" if len(items) else NO_GRIDS},
+            )
+            paths.append(write_store(ds, root / model / f"{method}.zarr"))
+    return paths
+
+
 #: what the score jobs of the last model record as skipped (a mask metric on a data set without masks)
 SKIPPED = {"relevance_mass": "data set 'shapes' has no ground-truth masks, which relevance mass needs"}
 
@@ -136,4 +182,34 @@ def _scores(rng: np.random.Generator, path: Path, model: str, method: str) -> Pa
                                     "skipped_metrics": json.dumps(SKIPPED if model == MODELS[-1] else {})}))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_table(pd.concat(frames, ignore_index=True), path)  # checksummed, as the score job writes it
+    return path
+
+
+#: points of the synthetic deletion curves (the score job's curves tables: one row per item, metric and point)
+CURVE_STEPS = 5
+#: the rate at which each method's synthetic deletion curve falls (a faithful map's falls fastest)
+CURVE_RATES = {"gradient": 4.0, "gradcam": 6.0, "random": 1.0, "edges": 1.5}
+
+
+def curve_values(method: str, n_items: int, seed: int = 1) -> np.ndarray:
+    """``[n_items, CURVE_STEPS]`` synthetic deletion curves: ``exp(-rate * f)`` times a per-item level in
+    [0.6, 1] (own generator, so the scores' draws are unchanged)."""
+    level = np.random.default_rng([seed, len(method)]).uniform(0.6, 1.0, size=(n_items, 1))
+    return level * np.exp(-CURVE_RATES[method] * np.linspace(0, 1, CURVE_STEPS))[None]
+
+
+def _curves(path: Path, model: str, method: str) -> Path:
+    """The curves table the score job writes beside ``method``'s scores: deletion curves, or none for the last
+    model's ``edges`` control (a study where a job scored no curve metric writes an empty table)."""
+    items = [f"img{i:02d}" for i in range(N_ITEMS)]
+    empty = (model, method) == (MODELS[-1], "edges")
+    n = 0 if empty else N_ITEMS
+    values = curve_values(method, N_ITEMS)[:n]
+    table = pd.DataFrame({
+        "dataset": "shapes", "model": model, "method": method, "item": np.repeat(items[:n], CURVE_STEPS),
+        "target": np.repeat(HAND_TARGETS[:n], CURVE_STEPS).astype(np.int64), "metric": "deletion_auc",
+        "step": np.tile(np.arange(CURVE_STEPS), n).astype(np.int64),
+        "fraction": np.tile(np.linspace(0, 1, CURVE_STEPS), n), "value": values.reshape(-1)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(table, path)
     return path

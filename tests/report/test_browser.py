@@ -48,6 +48,7 @@ def test_report_renders_in_headless_chromium(built, browser, tmp_path):
     page, problems = _open(browser, index)
     shown = _check(page, problems)
     assert "Published claims" in shown["text"] and "reproduced" in shown["text"]
+    assert any(src.startswith("figures/curves_") for src in shown["images"]), "no deletion/insertion curves figure"
     screenshot = tmp_path / "report.png"
     page.screenshot(path=str(screenshot), full_page=True)
     page.close()

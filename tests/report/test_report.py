@@ -39,7 +39,7 @@ def test_report_folder_is_self_contained(built):
     study, index = built
     text = index.read_text()
     sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', text)
-    assert len(sources) == 3 + 2 * len(MODELS)  # metrics, ranks, agreement; examples and gallery per model
+    assert len(sources) == 3 + 4 * len(MODELS)  # metrics, ranks, agreement; examples, gallery, grids, curves per model
     links = re.findall(r'\shref="([^"]+)"', text)
     for target in sources + [link for link in links if not link.startswith(("#", "data:"))]:
         assert not target.startswith(("/", "http:", "https:", "file:", "//")), target
@@ -48,9 +48,12 @@ def test_report_folder_is_self_contained(built):
     figures = study.kwargs["out_dir"] / "figures"
     assert {p.name for p in figures.iterdir()} == {
         "metrics.png", "metrics.svg", "ranks.png", "ranks.svg", "rank_agreement.png", "rank_agreement.svg",
-        *(f"examples_shapes_{m}.png" for m in MODELS), *(f"gallery_shapes_{m}.png" for m in MODELS)}
+        *(f"examples_shapes_{m}.png" for m in MODELS), *(f"gallery_shapes_{m}.png" for m in MODELS),
+        *(f"grid_examples_shapes_{m}.{ext}" for m in MODELS for ext in ("png", "svg")),
+        *(f"curves_shapes_{m}.{ext}" for m in MODELS for ext in ("png", "svg"))}
     tables = study.kwargs["tables_dir"]
-    assert {"scores.parquet", "summary.parquet", "summary.csv", "ranks.csv", "rank_agreement.csv", "claims.csv"} <= {
+    assert {"scores.parquet", "summary.parquet", "summary.csv", "ranks.csv", "rank_agreement.csv", "claims.csv",
+            "curves.csv"} <= {
         p.name for p in tables.iterdir()}
 
 

@@ -42,3 +42,14 @@ def test_an_unknown_model_of_a_data_set_is_named(tmp_path):
     result = snakemake(tmp_path, path, "-n")
     assert result.returncode != 0
     assert "datasets.voc07.models" in result.stderr and "'vgg19_voc'" in result.stderr
+
+
+def test_a_method_restricted_to_models_runs_only_there(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["methods"]["gradcam"]["models"] = ["resnet"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, path, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = set(re.findall(r"results/[A-Za-z0-9_]+/([A-Za-z0-9_]+)/saliency/gradcam\.zarr", result.stdout))
+    assert planned == {"resnet"}

@@ -61,7 +61,7 @@ def test_sharded_run_equals_unsharded_run(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     expected = result_paths(plain)
     shard_files = [p for p in result_paths(sharded) if "/shards/" in p]
-    assert len(shard_files) == 2 * len(METHODS) * n_shards  # a store and a table per (method, shard)
+    assert len(shard_files) == 3 * len(METHODS) * n_shards  # a store, scores and curves per (method, shard)
     assert sorted(set(result_paths(sharded)) - set(shard_files)) == expected
     assert any("/saliency/" in p for p in expected) and any("/scores/" in p for p in expected)
     assert_same_results(plain, sharded, expected)  # maps bitwise, score and sanity tables exactly, report tables

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 
 import pandas as pd
 import pytest
@@ -38,6 +39,9 @@ def test_full_run_writes_report_and_stores(finished_run):
         table = pd.read_parquet(workdir / f"results/shapes/cnn/grid/{method}.parquet")
         assert len(table) == 4 * grid.attrs["n_grids_built"] and set(table["metric"]) <= {"grid_localisation_2x2"}
         assert not (workdir / f"results/shapes_pair/cnn/grid/{method}.parquet").exists()  # single-object data only
+        kept = open_store(workdir / f"results/shapes/cnn/grid/{method}.zarr")  # the maps the report's examples show
+        assert kept.sizes["item"] == min(3, grid.attrs["n_grids_built"]) and kept.attrs["method"] == method
+    assert 'id="grid-examples"' in html and (workdir / "reports/tiny/figures/grid_examples_shapes_cnn.svg").is_file()
     for rule in ("get_dataset", "prepare_dataset", "train_model", "train_permuted_model", "saliency", "score",
                  "sanity", "build_grid", "grid_localisation", "report"):
         assert any((workdir / "logs" / rule).rglob("*.log")), f"no log for rule {rule}"
@@ -103,4 +107,7 @@ def test_snakemake_report_builds(finished_run):
     workdir, config = finished_run
     result = snakemake(workdir, config, "--report", str(workdir / "report.zip"))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (workdir / "report.zip").stat().st_size > 0
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = {name.rsplit("/", 1)[-1] for name in archive.namelist()}
+    assert {"grid_examples_shapes_cnn.png", "sanity_stages_shapes_cnn.png", "sanity_cascade.png",
+            "rank_agreement.csv"} <= names

@@ -72,13 +72,15 @@ def skip_reason(model, method):
 
 
 def dataset_selection(dataset, key, names):
-    """The models or methods (``key``) a data set's entry restricts itself to (all ``names`` by default)."""
+    """The models or methods (``key``) a data set's entry restricts itself to (all ``names`` by default; the
+    names are checked by validate_config)."""
     chosen = config["datasets"][dataset].get(key, names)
-    unknown = sorted(set(chosen) - set(names))
-    if unknown:
-        sys.exit(f"salbench: config key 'datasets.{dataset}.{key}': {unknown[0]!r} is not in this config's {key}; "
-                 f"allowed values: {', '.join(names)}")
     return [n for n in names if n in chosen]
+
+
+def method_runs_on(method, model):
+    """Whether the method's entry lets it run on ``model`` (its ``models`` list; every model by default)."""
+    return model in config["methods"][method].get("models", MODELS)
 
 
 SALIENCY_JOBS = [
@@ -86,7 +88,7 @@ SALIENCY_JOBS = [
     for d in DATASETS
     for m in dataset_selection(d, "models", MODELS)
     for k in dataset_selection(d, "methods", METHODS)
-    if skip_reason(m, k) is None
+    if method_runs_on(k, m) and skip_reason(m, k) is None
 ]
 SKIPPED = {(m, k): skip_reason(m, k) for m in MODELS for k in METHODS if skip_reason(m, k)}
 #: (data set, model) pairs with at least one saliency job (the report draws a figure per pair)
@@ -193,6 +195,11 @@ def score_table(dataset, model, method):
     return f"results/{dataset}/{model}/scores/{method}.parquet"
 
 
+def curves_table(dataset, model, method):
+    """The per-item curves of the curve metrics (deletion, insertion, ROAD) beside the score table."""
+    return f"results/{dataset}/{model}/scores/{method}.curves.parquet"
+
+
 def claims_file():
     """config report.claims: as given when it exists (relative to the working directory), else in the
     workflow's folder (a study run in another directory still finds the shipped config/claims.yaml)."""
@@ -277,6 +284,11 @@ def sanity_code(wildcards):
 
 def grid_table(dataset, model, method):
     return f"results/{dataset}/{model}/grid/{method}.parquet"
+
+
+def grid_maps(dataset, model, method):
+    """The maps the grid localisation job scored on the first few grids (the report's grid examples)."""
+    return f"results/{dataset}/{model}/grid/{method}.zarr"
 
 
 def grid_json(wildcards=None):
@@ -374,3 +386,54 @@ onstart:
         sys.exit(f"salbench: {err}")
     for (model, method), reason in sorted(SKIPPED.items()):
         print(f"salbench: skipping {method} on {model}: {reason}", file=sys.stderr)
+
+
+# fetch_model (models.smk)
+def fetch_entry(wildcards):
+    """The model's entry without the training settings (defaults the schema fills in; a fetched model ignores them)."""
+    entry = config["models"][wildcards.model]
+    return canonical_json({k: v for k, v in entry.items() if k not in ("train", "permuted_train")})
+
+
+def fetch_inputs_stamp(wildcards):
+    """A user model's weights file by size and mtime (reruns fetch_model when it changes). Not an input: a
+    study whose user weights are not there yet still plans, and the job says where to put them."""
+    path = Path(config["models"][wildcards.model].get("checkpoint", ""))
+    return f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else "missing"
+
+
+def fetch_code(wildcards=None):
+    return source_hash(["models/user.py"])
+
+
+# The report (report.smk)
+# Figures and tables `snakemake --report` shows, beyond the always drawn ones: each is declared only for configs
+# where the report job always writes it (a declared output the job does not write fails the job).
+GRID_PAIRS = sorted({(d, m) for d, m, _ in GRID_JOBS})  # a grid examples figure each, even without grids
+CASCADE_PAIRS = sorted({(d, m) for d, m, _ in SANITY_JOBS if d in MODEL_CHECK_DATASETS})  # cascade stage maps
+#: the cascade curves need the cascading mode's rows (the stage maps are drawn from any model check)
+SANITY_CURVES = bool(CASCADE_PAIRS) and "cascading" in config["sanity"]["modes"]
+
+
+def variant_pair_ran():
+    """Whether a library variant (``base@library``) and its base ran on one (data set, model): the report then
+    writes the implementation agreement's pairs and steps tables (report/agreement.py variant_pairs)."""
+    names = {}
+    for d, m, k in SALIENCY_JOBS:
+        names.setdefault((d, m), set()).add(config["methods"][k]["method"])
+    return any(base in found for found in names.values()
+               for base, at, library in (name.partition("@") for name in found) if at and library)
+
+
+def per_pair_report(kind, pairs, caption, category):
+    """One labelled report() output per (data set, model): ``reports/{study}/figures/{kind}_{dataset}_{model}.png``."""
+    return {
+        f"{kind}_{i}": report(
+            f"reports/{STUDY}/figures/{kind}_{d}_{m}.png",
+            caption=caption,
+            category=category,
+            subcategory=f"{d} / {m}",
+            labels={"data set": d, "model": m},
+        )
+        for i, (d, m) in enumerate(pairs)
+    }

@@ -1,6 +1,7 @@
 # Grid localisation (Böhle et al. 2021, CoDA-Nets) on single-object data sets, when the config has a `grid`
 # section: the grids of confidently classified images of distinct classes, once per (data set, model), then
-# each method's share of positive attribution inside the explained class's cell (tidy, like the score tables).
+# each method's share of positive attribution inside the explained class's cell (tidy, like the score tables),
+# with the maps it scored on the first few grids (the report's grid examples).
 
 
 rule build_grid:
@@ -34,7 +35,9 @@ rule grid_localisation:
         grids="results/{dataset}/{model}/grid.zarr",
         checkpoint=model_checkpoint,
     output:
-        "results/{dataset}/{model}/grid/{method}.parquet",
+        table="results/{dataset}/{model}/grid/{method}.parquet",
+        # the maps scored on the first few grids (salbench.grid.KEPT_GRIDS), for the report's grid examples
+        maps=directory("results/{dataset}/{model}/grid/{method}.zarr"),
     log:
         "logs/grid_localisation/{dataset}/{model}/{method}.log",
     wildcard_constraints:
@@ -56,4 +59,4 @@ rule grid_localisation:
         "salbench grid-score --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
         " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --grids {input.grids}"
         " --checkpoint {input.checkpoint} --seed {params.seed} --batch-size {params.batch_size}"
-        " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --out {output.table} --maps-out {output.maps} > {log} 2>&1"

@@ -1,5 +1,7 @@
-# Scores per (data set, model, method). A data set with `shard_size` gets one job per shard of its items, on the
-# shard's maps (score_shard), and a gather job that writes the same table at the same path (gather_scores).
+# Scores per (data set, model, method), and beside them the per-item curves of the curve metrics (deletion,
+# insertion, ROAD; an empty table when none is configured) that the report draws. A data set with `shard_size` gets
+# one job per shard of its items, on the shard's maps (score_shard), and a gather job that writes the same tables at
+# the same paths (gather_scores).
 
 SCORE_PARAMS = dict(
     metrics=metrics_json,
@@ -25,7 +27,8 @@ rule score:
         checkpoint=model_checkpoint,
         maps="results/{dataset}/{model}/saliency/{method}.zarr",
     output:
-        "results/{dataset}/{model}/scores/{method}.parquet",
+        scores="results/{dataset}/{model}/scores/{method}.parquet",
+        curves="results/{dataset}/{model}/scores/{method}.curves.parquet",
     log:
         "logs/score/{dataset}/{model}/{method}.log",
     wildcard_constraints:
@@ -38,7 +41,7 @@ rule score:
     conda:
         "../../environment.yml"
     shell:
-        SCORE_CMD + " --out {output} > {log} 2>&1"
+        f"{SCORE_CMD} --out {{output.scores}} --curves-out {{output.curves}} > {{log}} 2>&1"
 
 
 rule score_shard:
@@ -47,7 +50,8 @@ rule score_shard:
         checkpoint=model_checkpoint,
         maps="results/{dataset}/{model}/saliency/shards/{method}/{shard}.zarr",
     output:
-        "results/{dataset}/{model}/scores/shards/{method}/{shard}.parquet",
+        scores="results/{dataset}/{model}/scores/shards/{method}/{shard}.parquet",
+        curves="results/{dataset}/{model}/scores/shards/{method}/{shard}.curves.parquet",
     log:
         "logs/score/{dataset}/{model}/{method}/{shard}.log",
     wildcard_constraints:
@@ -62,14 +66,16 @@ rule score_shard:
     conda:
         "../../environment.yml"
     shell:
-        SCORE_CMD + " --items {params.item_range} --out {output} > {log} 2>&1"
+        f"{SCORE_CMD} --items {{params.item_range}} --out {{output.scores}} --curves-out {{output.curves}} > {{log}} 2>&1"
 
 
 rule gather_scores:
     input:
-        shard_inputs("results/{dataset}/{model}/scores/shards/{method}/{shard}.parquet"),
+        scores=shard_inputs("results/{dataset}/{model}/scores/shards/{method}/{shard}.parquet"),
+        curves=shard_inputs("results/{dataset}/{model}/scores/shards/{method}/{shard}.curves.parquet"),
     output:
-        "results/{dataset}/{model}/scores/{method}.parquet",
+        scores="results/{dataset}/{model}/scores/{method}.parquet",
+        curves="results/{dataset}/{model}/scores/{method}.curves.parquet",
     log:
         "logs/gather_scores/{dataset}/{model}/{method}.log",
     wildcard_constraints:
@@ -79,4 +85,5 @@ rule gather_scores:
     conda:
         "../../environment.yml"
     shell:
-        "salbench gather {input} --out {output} > {log} 2>&1"
+        "(salbench gather {input.scores} --out {output.scores}"
+        " && salbench gather {input.curves} --out {output.curves}) > {log} 2>&1"

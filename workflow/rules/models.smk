@@ -58,23 +58,6 @@ rule train_permuted_model:
         " --out {output.checkpoint} --metrics {output.metrics} > {log} 2>&1"
 
 
-def fetch_entry(wildcards):
-    """The model's entry without the training settings (defaults the schema fills in; a fetched model ignores them)."""
-    entry = config["models"][wildcards.model]
-    return canonical_json({k: v for k, v in entry.items() if k not in ("train", "permuted_train")})
-
-
-def fetch_inputs_stamp(wildcards):
-    """A user model's weights file by size and mtime (reruns fetch_model when it changes). Not an input: a
-    study whose user weights are not there yet still plans, and the job says where to put them."""
-    path = Path(config["models"][wildcards.model].get("checkpoint", ""))
-    return f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else "missing"
-
-
-def fetch_code(wildcards=None):
-    return source_hash(["models/user.py"])
-
-
 # Pretrained (pinned-hash download into the weights cache) and user models (their own weights file): one
 # checkpoint per model, whatever the data set, loaded by every model job like a trained one.
 rule fetch_model:

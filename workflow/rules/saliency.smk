@@ -37,7 +37,7 @@ rule saliency:
     conda:
         "../../environment.yml"
     shell:
-        SALIENCY_CMD + " --out {output} > {log} 2>&1"
+        f"{SALIENCY_CMD} --out {{output}} > {{log}} 2>&1"
 
 
 rule saliency_shard:
@@ -60,7 +60,7 @@ rule saliency_shard:
     conda:
         "../../environment.yml"
     shell:
-        SALIENCY_CMD + " --items {params.item_range} --out {output} > {log} 2>&1"
+        f"{SALIENCY_CMD} --items {{params.item_range}} --out {{output}} > {{log}} 2>&1"
 
 
 rule gather_saliency:

@@ -10,6 +10,9 @@ solve) and for the forward pass together.
 - ``pixel_removal``: Böhle, Fritz & Schiele, CoDA-Nets, CVPR 2021 (least important pixels first).
 - ``infidelity``: Yeh et al., NeurIPS 2019 (noisy-baseline perturbations, optimally scaled map).
 
+The curve metrics (:class:`CurveMetric`: deletion, insertion, ROAD) also return the per-item curves their value
+reduces (:meth:`CurveMetric.score_curves`); the score job stores them for the report's curve figures.
+
 Max-sensitivity (Yeh et al. 2019) re-runs the saliency method on perturbed inputs: it is in :mod:`.robustness`.
 """
 
@@ -185,7 +188,35 @@ def as_numpy(values: torch.Tensor) -> np.ndarray:
     return values.detach().cpu().numpy().astype(np.float64)
 
 
-class RiseCurve(Metric):
+class CurveMetric(Metric):
+    """A metric whose per-item value reduces a per-item response curve (deletion, insertion, ROAD).
+
+    :meth:`score_curves` returns the values and the curves they reduce, from one pass of the model, so the score
+    job can store the curves (the report draws them) at no extra cost.
+    """
+
+    @abc.abstractmethod
+    def curves(self, batch: ScoringBatch) -> torch.Tensor:
+        """The batch's curves ``[N, S]`` under this metric's parameters."""
+
+    @abc.abstractmethod
+    def fractions(self) -> np.ndarray:
+        """``[S]`` nominal share of the pixels perturbed at each point of a curve."""
+
+    @abc.abstractmethod
+    def reduce(self, curves: torch.Tensor) -> torch.Tensor:
+        """Per-item values ``[N]`` of ``[N, S]`` curves."""
+
+    def score_curves(self, batch: ScoringBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Per-item values float64 ``[N]`` and the curves they reduce, float64 ``[N, S]``."""
+        curves = self.curves(batch)
+        return as_numpy(self.reduce(curves)), as_numpy(curves)
+
+    def score(self, batch: ScoringBatch) -> np.ndarray:
+        return self.score_curves(batch)[0]
+
+
+class RiseCurve(CurveMetric):
     """Deletion / insertion: trapezoid area under the target's softmax probability along the map's order."""
 
     citation = (
@@ -199,12 +230,12 @@ class RiseCurve(Metric):
         for key in ("steps", "max_batch"):
             self.check_number(key, 1, integer=True)
 
-    @abc.abstractmethod
-    def curves(self, batch: ScoringBatch) -> torch.Tensor:
-        """The batch's curves ``[N, steps+1]`` under this metric's parameters."""
+    def fractions(self) -> np.ndarray:
+        """``k / steps`` for ``k = 0..steps`` (step ``k`` changes ``k*H*W // steps`` pixels)."""
+        return np.arange(self.params["steps"] + 1) / self.params["steps"]
 
-    def score(self, batch: ScoringBatch) -> np.ndarray:
-        return as_numpy(trapezoid_auc(self.curves(batch)))
+    def reduce(self, curves: torch.Tensor) -> torch.Tensor:
+        return trapezoid_auc(curves)
 
 
 @register_metric("deletion")
@@ -249,7 +280,7 @@ class Insertion(RiseCurve):
         )
 
 
-class Road(Metric):
+class Road(CurveMetric):
     """ROAD: mean over removal percentages of the model's response to noisy-linear-imputed inputs."""
 
     citation = (
@@ -298,8 +329,12 @@ class Road(Metric):
             self.model(batch), perturb, readout, len(images), len(p["percentages"]), p["max_batch"], device
         )
 
-    def score(self, batch: ScoringBatch) -> np.ndarray:
-        return as_numpy(self.curves(batch).mean(dim=1))
+    def fractions(self) -> np.ndarray:
+        """The removal percentages as shares (the curve has no point at 0 %)."""
+        return np.asarray(self.params["percentages"], dtype=np.float64) / 100
+
+    def reduce(self, curves: torch.Tensor) -> torch.Tensor:
+        return curves.mean(dim=1)
 
 
 @register_metric("road_morf")

@@ -19,6 +19,8 @@ from ..config import load_catalog
 from ..store import atomic_path, open_store
 from . import agreement as implementation
 from . import claims, figures, galleries, html, layerwise, ranks, sanity, tables
+from . import curves as curve_figures
+from . import grid_examples
 
 DEFAULT_EXAMPLES = 6
 DEFAULT_BOOTSTRAP = 1000
@@ -42,14 +44,17 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
                  metric_info: dict[str, dict[str, Any]], sanity_files: list[Path] = (),
                  cascade_stores: list[Path] = (), claims_file: Path | None = None,
                  layerwise_stores: list[Path] = (), layerwise_labels: Path | None = None,
-                 checkpoints: dict[tuple[str, str], Path] | None = None) -> Path:
+                 checkpoints: dict[tuple[str, str], Path] | None = None, curve_files: list[Path] = (),
+                 grid_map_stores: list[Path] = ()) -> Path:
     """Write the tables and the report folder; return its index.html.
 
     ``tables_dir`` gets ``scores.parquet``, ``summary.parquet`` + ``summary.csv`` (value and interval per
     dataset, model, method and metric), ``ranks.csv`` (rank with its paired-bootstrap distribution) and
     ``rank_agreement.csv`` (Kendall tau between metrics) and, with sanity tables, ``sanity_verdicts.csv``;
-    with claims (``claims_file`` and the config's ``references``), ``claims.csv``; the report folder links
-    copies of the CSVs.
+    with claims (``claims_file`` and the config's ``references``), ``claims.csv``; with curves (``curve_files``,
+    the score jobs' curves tables), ``curves.csv`` (mean curve and band per point); the report folder links
+    copies of the CSVs. ``grid_map_stores`` (the grid localisation jobs' kept maps) give one grid examples
+    figure per (data set, model), ``figures/grid_examples_{dataset}_{model}.png`` + ``.svg``.
     """
     out_dir, tables_dir = Path(out_dir), Path(tables_dir)
     options = config.get("report") or {}
@@ -77,6 +82,9 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
     rank_table = ranks.method_ranks(scores, metric_info, n_boot=n_boot, seed=seed)
     agreement = ranks.rank_agreement(summary, metrics)
     csv_tables = {"summary.csv": summary, "ranks.csv": rank_table, "rank_agreement.csv": agreement}
+    curve_summary = curve_figures.curve_summary(curve_figures.load_curves(curve_files), n_boot, seed)
+    if not curve_summary.empty:
+        csv_tables["curves.csv"] = curve_summary
     sanity_table = sanity.load_tables(list(sanity_files))
     verdicts = sanity.verdict_table(sanity_table, config, n_boot, seed)
     if not verdicts.empty:
@@ -110,6 +118,9 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
             frame.to_csv(tmp / name, index=False)
         section = _sanity_section(sanity_table, verdicts, list(cascade_stores), config, methods, controls, tmp)
         gallery_figures = _galleries(picks, gallery_maps, items, methods, controls, gallery_metric, tmp)
+        curve_section = curve_figures.build_section(curve_summary, metrics, methods, controls, metric_info, tmp,
+                                                    "curves.csv")
+        grid_section = grid_examples.section(list(grid_map_stores), methods, controls, tmp)
         layerwise_html = layerwise.section(list(layerwise_stores), layerwise_labels, data_stores, tmp)
         library_variants = implementation.build_section(map_stores, scores, tmp, checkpoints, data_stores)
         config_yaml = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
@@ -126,7 +137,7 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
             claims=claims.ClaimsSection(claim_table, _shown_path(claims_file), "claims.csv")
             if claim_table is not None else None,
             galleries=gallery_figures, gallery_metric=gallery_metric, layerwise=layerwise_html,
-            implementation=library_variants, skipped=skipped,
+            implementation=library_variants, skipped=skipped, curves=curve_section, grid_examples=grid_section,
         )
         (tmp / "index.html").write_text(html.render(page), encoding="utf-8")
     return out_dir / "index.html"

@@ -11,6 +11,9 @@ import pandas as pd
 
 from .agreement import render as implementation_html
 from .claims import render as claims_html
+from .curves import render as curves_html
+from .grid_examples import ANCHOR as GRID_ANCHOR
+from .grid_examples import render as grid_examples_html
 from .layerwise import NOT_RUN as LAYERWISE_NOT_RUN
 from .ranks import fmt_rank
 from .sanity import render as sanity_html
@@ -34,7 +37,9 @@ WEAK_MARK = "\u25bd"
 #: (anchor, title) of the page's sections, in page order, for the navigation
 SECTIONS = (("overview", "Overview"), ("leaderboard", "Leaderboard"), ("ranks", "Ranks"),
             ("agreement", "Rank agreement"), ("sanity", "Sanity checks"), ("claims", "Published claims"),
-            ("figure", "Metrics figure"), ("examples", "Example maps"), ("galleries", "Best and worst items"),
+            ("figure", "Metrics figure"), ("curves", "Deletion and insertion curves"), ("examples", "Example maps"),
+            ("galleries", "Best and worst items"),
+            (GRID_ANCHOR, "Grid localisation examples"),
             ("layerwise", "Layer-wise explanations"), ("implementation-agreement", "Implementation agreement"))
 
 
@@ -72,6 +77,8 @@ class Page:
     layerwise: str = ""  # HTML of report.layerwise.section; its NOT_RUN stub when empty
     implementation: Any = None  # a report.agreement.Section, or None when no library variant ran
     skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (dataset, model, metric, reason)
+    curves: Any = None  # a report.curves.CurvesSection, or None when no curves tables were given
+    grid_examples: Any = None  # a report.grid_examples.GridSection, or None without grid localisation
 
 
 def render(page: Page) -> str:
@@ -89,6 +96,7 @@ def render(page: Page) -> str:
         _figure(page),
         _examples(page, pairs),
         _galleries(page, pairs),
+        grid_examples_html(page.grid_examples),
         page.layerwise or LAYERWISE_NOT_RUN,
         implementation_html(page.implementation, fmt),
     ])
@@ -307,11 +315,7 @@ def _figure(page: Page) -> str:
         f"open the <a href=\"{escape(page.metrics_png)}\">PNG</a> or the "
         f"<a href=\"{escape(page.metrics_svg)}\">SVG version</a> at full size.</p>",
         f'<img src="{escape(page.metrics_png)}" alt="metric values with 95% intervals per method, metric and model">',
-        '<h3 id="curves">Deletion and insertion curves</h3>',
-        "<p>Not drawn: the score tables keep one number per item and metric (the area under the deletion or "
-        "insertion curve, as in the leaderboard), not the curves themselves, and the report does not recompute "
-        "model evaluations.</p>" if {"deletion", "insertion"} & set(page.metrics) else
-        "<p>This study scores no deletion or insertion metric.</p>",
+        curves_html(page.curves),
         "</section>",
     ])
 
