@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from .figures import RC, _save
 from .ranks import resample_weights
-from .tables import CI_LEVEL, group_rng
+from .tables import CI_LEVEL, group_rng, read_tidy
 
 CURVE_DTYPES = {"dataset": str, "model": str, "method": str, "item": str, "target": "int64", "metric": str,
                 "step": "int64", "fraction": "float64", "value": "float64"}
@@ -48,14 +48,9 @@ class CurvesSection:
 
 def load_curves(files: Iterable[Path]) -> pd.DataFrame:
     """All curves tables in one frame (checksums verified; empty with the right columns when there are none)."""
-    from ..store import read_table
-
     frames = []
     for path in files:
-        frame = read_table(path)
-        missing = sorted(set(CURVE_DTYPES) - set(frame.columns))
-        if missing:
-            raise ValueError(f"curves table {path} lacks columns {', '.join(missing)}")
+        frame = read_tidy(path, CURVE_DTYPES, "curves")
         if len(frame):
             frames.append(frame[list(CURVE_DTYPES)])
     if not frames:

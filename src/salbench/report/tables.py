@@ -34,17 +34,23 @@ OTHER_FAMILY = "other"
 BOOTSTRAP_BLOCK = 2_000_000
 
 
+def read_tidy(path: Path, columns: Iterable[str], kind: str) -> pd.DataFrame:
+    """A checksummed ``kind`` table (store.read_table), refused with the missing names when it lacks ``columns``."""
+    from ..store import read_table
+
+    frame = read_table(path)
+    missing = sorted(set(columns) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{kind} table {path} lacks columns {', '.join(missing)}")
+    return frame
+
+
 def load_scores(files: Iterable[Path]) -> pd.DataFrame:
     """Concatenate tidy score tables (checksums verified); rows sorted by (dataset, model, method, metric),
     item order kept. ``map_finite`` (False: the item's map held a NaN or Inf) is True where a table lacks it."""
-    from ..store import read_table
-
     frames = []
     for path in files:
-        frame = read_table(path)
-        missing = sorted(set(SCORE_COLUMNS) - set(frame.columns))
-        if missing:
-            raise ValueError(f"score table {path} lacks columns {', '.join(missing)}")
+        frame = read_tidy(path, SCORE_COLUMNS, "score")
         if "map_finite" not in frame.columns:
             frame = frame.assign(map_finite=True)
         frames.append(frame[[*SCORE_COLUMNS, "map_finite"]])
