@@ -1,5 +1,7 @@
 """Training: seeded and deterministic, learns, records its settings, handles permuted labels."""
 
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -47,6 +49,19 @@ def test_training_leaves_global_determinism_setting_alone(tiny):
     assert not torch.are_deterministic_algorithms_enabled()
     _train(tiny)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_deterministic_switch_is_on_during_training_without_importing_the_compiler():
+    """The eager switch alone: ``torch.use_deterministic_algorithms`` would import torch._inductor (~1.3 s a job)."""
+    code = (
+        "import sys, torch\n"
+        "from salbench.train import deterministic_algorithms\n"
+        "with deterministic_algorithms():\n"
+        "    inside = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())\n"
+        "print(inside, torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["(True,", "True)", "False", "False"]
 
 
 def test_permuted_labels_are_seeded_and_recorded(tiny):

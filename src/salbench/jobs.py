@@ -19,7 +19,7 @@ import torch
 import xarray as xr
 
 from .config import canonical_json
-from .provenance import file_sha256, provenance
+from .provenance import file_sha256, provenance, set_deterministic_algorithms
 from .shards import select_items
 from .store import atomic_path, object_strings, open_store, write_store, write_table
 
@@ -57,8 +57,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    if torch.cuda.is_available():  # CPU kernels are deterministic already, and the switch costs ~1.4 s of imports
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():  # CPU kernels are deterministic already (and the mode fills every torch.empty)
+        set_deterministic_algorithms(True, warn_only=True)
 
 
 def fetch_dataset(source_name: str, params: dict[str, Any], out: Path) -> None:

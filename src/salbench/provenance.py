@@ -53,6 +53,17 @@ def device_description(device: str) -> str:
     return f"{device} ({platform.processor() or platform.machine()})"
 
 
+def set_deterministic_algorithms(enabled: bool, warn_only: bool) -> None:
+    """torch's deterministic-algorithm switch for eager code, as ``torch.use_deterministic_algorithms`` sets it.
+
+    The public function also sets torch.compile's inductor flag, and importing that config imports
+    ``torch._inductor`` and ``torch._dynamo``: ~1.3 s in every job, for a compiler salbench never uses.
+    """
+    import torch
+
+    torch._C._set_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def determinism() -> dict[str, object]:
     """torch's reproducibility settings at the time of the call (see ``salbench.jobs.seed_everything``)."""
     import os

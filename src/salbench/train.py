@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from .data.base import Items
 from .params import ParamError, check_choice
+from .provenance import set_deterministic_algorithms
 
 LOSSES: tuple[str, ...] = ("cross_entropy", "bce")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adam")
@@ -113,11 +114,11 @@ def deterministic_algorithms() -> Iterator[None]:
     """Ask torch for deterministic kernels (warning where there are none) and restore the setting after."""
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    set_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        set_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _train_epoch(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from salbench.methods import create_method
+from salbench.methods import noise
 from salbench.methods.noise import Moments
 from salbench.methods.sampling import RowSampler
 from salbench.params import ParamError
@@ -63,6 +64,18 @@ def test_chunked_equals_unchunked(name):
     for chunk in (1, 5, 9):
         chunked = create_method(name, n_samples=8, internal_batch_size=chunk).attribute(model, x, target)
         torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", WRAPPERS)
+def test_noise_drawn_in_blocks_of_chunks_equals_noise_drawn_per_chunk(name, monkeypatch):
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    maps = {}
+    # one block of all 24 rows; blocks of 10 rows (0-9, 10-19, 20-23); one block per chunk of 5 rows
+    for budget in (noise.NOISE_BLOCK_ELEMENTS, 2 * 5 * x[0].numel(), 1):
+        monkeypatch.setattr(noise, "NOISE_BLOCK_ELEMENTS", budget)
+        maps[budget] = create_method(name, n_samples=8, internal_batch_size=5).attribute(model, x, target)
+    first, *others = maps.values()
+    assert all(torch.equal(first, other) for other in others)
 
 
 @pytest.mark.parametrize("base", ["gradient", "input_x_gradient", "gradcam", "integrated_gradients"])

@@ -42,7 +42,7 @@ def setup(n: int = 4):
 def all_noise(images: torch.Tensor, seed: int, radius: float, samples: int) -> torch.Tensor:
     """``[N, samples, C, H, W]``: every row of the metric's noise."""
     n = len(images)
-    rows = LinfNoise(images, seed, radius)(torch.arange(n).repeat_interleave(samples), torch.arange(samples).repeat(n))
+    rows = LinfNoise(images, seed, radius, samples)(torch.arange(n).repeat_interleave(samples), torch.arange(samples).repeat(n))
     return rows.reshape(n, samples, *images.shape[1:])
 
 
@@ -124,7 +124,7 @@ def test_noise_is_uniform_in_the_linf_ball_and_independent_per_row():
     assert noise.abs().max() <= 0.2 and noise.shape == (2, 50, 3, SIZE, SIZE)
     assert abs(noise.mean()) < 0.005 and abs(noise.var() - 0.2**2 / 3) < 0.001
     assert not torch.equal(noise[0, 0], noise[0, 1]) and not torch.equal(noise[0, 0], noise[1, 0])
-    again = LinfNoise(images[1:], 0, 0.2)(torch.tensor([0, 0]), torch.tensor([7, 3]))  # its own batch and order
+    again = LinfNoise(images[1:], 0, 0.2, 50)(torch.tensor([0, 0]), torch.tensor([7, 3]))  # its own batch and order
     torch.testing.assert_close(again, noise[1, [7, 3]], rtol=0, atol=0)
 
 

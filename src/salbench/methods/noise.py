@@ -24,6 +24,10 @@ from .base import ChannelMethod, Method, check_number, create_method, register_m
 from .sampling import RowSampler
 
 
+#: how many noise values are drawn at once at most (float32: 64 MiB, plus about as much for the draw)
+NOISE_BLOCK_ELEMENTS = 1 << 24
+
+
 class Moments:
     """Per-item running mean (and, with ``variance``, sum of squared deviations), updated chunk by chunk.
 
@@ -112,14 +116,19 @@ class NoiseAggregate(Method):
         sigma = p["noise_level"] * (x.flatten(1).amax(1) - x.flatten(1).amin(1))
         sampler = RowSampler(x, p["seed"], n_samples=n)
         moments: Moments | None = None
-        count = x.shape[0] * n
+        count, chunk = x.shape[0] * n, p["internal_batch_size"]
         every = torch.arange(count, device=x.device)
         every_item, every_sample = every // n, every % n
-        for start in range(0, count, p["internal_batch_size"]):
-            stop = min(start + p["internal_batch_size"], count)
-            items, samples = every_item[start:stop], every_sample[start:stop]
-            noise = sampler.normal(items, samples, tuple(x.shape[1:]))
-            noisy = noise.to(x).mul_(sigma[items].view(-1, 1, 1, 1)).add_(x[items])
+        # the noise of several chunks is drawn at once (fewer, larger kernels), within a fixed memory budget
+        block = chunk * max(1, NOISE_BLOCK_ELEMENTS // (chunk * x[0].numel()))
+        for start in range(0, count, chunk):
+            stop = min(start + chunk, count)
+            if start % block == 0:
+                rows = slice(start, min(start + block, count))
+                noise_block = sampler.normal(every_item[rows], every_sample[rows], tuple(x.shape[1:])).to(x)
+            items = every_item[start:stop]
+            noisy = noise_block[start % block : start % block + stop - start].mul_(
+                sigma[items].view(-1, 1, 1, 1)).add_(x[items])
             values = self.transform(self._evaluate(model, noisy, target[items]))
             if moments is None:
                 moments = Moments(x.shape[0], values, self.needs_variance)

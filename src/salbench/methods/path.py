@@ -157,11 +157,10 @@ class ExpectedGradients(ChannelMethod):
         x = inputs.detach()
         sampler = RowSampler(x, p["seed"], n_samples=p["n_samples"])
         shape = tuple(x.shape[1:])
-        size = max(x[0].numel(), 2) if p["reference"] == "uniform" else 2
 
         def rows(items: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            # stream 0: (alpha, blur draw) per row; stream 1: the uniform reference image (one shared hash)
-            draws = sampler.rows(items, samples, size)
+            # stream 0: (alpha, blur draw) per row; stream 1: the uniform reference image
+            draws = sampler.rows(items, samples)
             alphas, sigmas = draws.uniform((2,)).to(x).unbind(1)
             alphas = alphas.view(-1, 1, 1, 1)
             if p["reference"] == "uniform":

@@ -2,89 +2,111 @@
 
 Sampling methods (SmoothGrad noise, expected-gradients references, random baselines, max-sensitivity's
 noise) evaluate ``items x samples`` rows in chunks. Row ``(item, sample)`` gets a 63-bit key from the item's
-content hash, the seed and the sample index; its draws are a counter-based hash of (key, stream, element
-index), computed with integer tensor ops wherever the inputs live. So a map never depends on the batch it
-was computed in or the chunk size, all rows of a chunk are drawn in a few vectorised ops (no per-row
-generator), and the integers are the same on every device (the normal draws' log/cos/sqrt may differ in the
-last bits between a CPU and a GPU). A method that knows its sample count makes every row's key once per batch
-(``RowSampler(..., n_samples=n)``: one host-to-device copy), so its chunks never wait for the device; the
-element hash that does not depend on the stream is made once per chunk and shared by its streams
-(:class:`Rows`), e.g. the two uniform streams of a normal draw.
+content hash, the seed and the sample index, and each of its streams a 64-bit key hashed from that. A
+stream's draws are SplitMix64 (Steele, Lea & Flood 2014) started at the stream key: counter ``c`` gives
+``mix64(key + (c + 1) * golden)``, 64 bits that make two 24-bit uniforms (or one Box-Muller pair of
+normals). It is computed with int64 tensor ops wherever the inputs live: a map never depends on the batch it
+was computed in or the chunk size, all rows of a chunk are drawn in a dozen vectorised passes (no per-row
+generator), and the integers are the same on every device (int64 tensor arithmetic wraps modulo 2**64; the
+normal draws' log/cos/sqrt may differ in the last bits between a CPU and a GPU). A method that knows its
+sample count makes every row's key once per batch (``RowSampler(..., n_samples=n)``: one host-to-device
+copy) and every stream's start once, so its chunks never wait for the device and only hash their words.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .controls import item_seeds
 
 _MASK64 = (1 << 64) - 1
-_MASK32 = (1 << 32) - 1
+_MASK24 = (1 << 24) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
-#: multipliers of Wellons' 2-round 32-bit mixer (hash-prospector, bias ~0.107); both below 2**31, so every
-#: product of a 32-bit value fits in int64 without overflow
-_MUL1, _MUL2 = 0x21F0AAAD, 0x735A2D97
+#: SplitMix64's finaliser: (shift, multiplier) rounds, then a last shift
+_ROUNDS = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB))
+_LAST_SHIFT = 31
+#: odd constant that tags a row's streams before hashing (Steele et al.'s second gamma)
+_STREAM_GAMMA = 0xD1B54A32D192ED03
+
+
+def _signed(value: int) -> int:
+    """A 64-bit unsigned value as the int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def mix_seed(item_seed: int, sample: int) -> int:
     """A 63-bit key for row ``(item, sample)``: the SplitMix64 finaliser of ``item_seed + (sample + 1) * golden``."""
     z = (item_seed + (sample + 1) * _GOLDEN) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (z ^ (z >> 31)) >> 1
+    for shift, multiplier in _ROUNDS:
+        z = ((z ^ (z >> shift)) * multiplier) & _MASK64
+    return (z ^ (z >> _LAST_SHIFT)) >> 1
 
 
-def mix32(z: torch.Tensor) -> torch.Tensor:
-    """Wellons' 32-bit integer hash of each value of an int64 tensor holding values in [0, 2**32)."""
-    z = z ^ (z >> 16)
-    z = (z * _MUL1) & _MASK32
-    z = z ^ (z >> 15)
-    z = (z * _MUL2) & _MASK32
-    return z ^ (z >> 15)
+def _xor_shift_right_(z: torch.Tensor, shift: int) -> torch.Tensor:
+    """``z ^= z >>> shift`` (logical shift of the 64 bits) in place."""
+    return z.bitwise_xor_((z >> shift).bitwise_and_((1 << (64 - shift)) - 1))
 
 
-def _mix32_(z: torch.Tensor) -> torch.Tensor:
-    """:func:`mix32` in place (``z`` must be a fresh tensor of the caller's): no temporaries but the shifts."""
-    z.bitwise_xor_(z >> 16).mul_(_MUL1).bitwise_and_(_MASK32)
-    z.bitwise_xor_(z >> 15).mul_(_MUL2).bitwise_and_(_MASK32)
-    return z.bitwise_xor_(z >> 15)
+def mix64_(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser of each value of an int64 tensor, in place (the bits as unsigned 64-bit words)."""
+    for shift, multiplier in _ROUNDS:
+        _xor_shift_right_(z, shift).mul_(_signed(multiplier))
+    return _xor_shift_right_(z, _LAST_SHIFT)
+
+
+def stream_start(keys: torch.Tensor, tag: int) -> torch.Tensor:
+    """The 64-bit start of stream ``tag`` of rows with ``keys``: ``mix64(key ^ (tag + 1) * gamma)``."""
+    return mix64_(keys ^ _signed((tag + 1) * _STREAM_GAMMA & _MASK64))
 
 
 class Rows:
-    """The draws of a set of rows, for elements ``j < size``: the hash of (key, j) is made once and shared
-    by every stream and shape drawn from it (see :meth:`RowSampler.bits` for the construction)."""
+    """The draws of a set of rows (one 63-bit key each): every ``(stream, kind)`` is its own SplitMix64 stream.
 
-    def __init__(self, key: torch.Tensor, j: torch.Tensor) -> None:
-        # mix32(mix32(j ^ lo) ^ hi): the part of every element's hash that does not depend on the stream
-        z = _mix32_(j ^ (key & _MASK32))
-        self.prefix = _mix32_(z.bitwise_xor_(key >> 32))
+    ``n`` values of a shape come from ``h = ceil(n / 2)`` 64-bit words: value ``j < h`` from the high 24 bits
+    (bits 40-63) of word ``j``, value ``h + j`` from the middle 24 bits (bits 16-39) of word ``j``.
+    """
 
-    def _streams(self, shape: tuple[int, ...], streams: torch.Tensor) -> torch.Tensor:
-        """Bits ``[S, R, *shape]`` of ``streams`` (an int64 tensor ``[S]``)."""
-        count = math.prod(shape)
-        prefix = self.prefix[:, :count].reshape(-1, *shape)
-        return _mix32_(prefix.unsqueeze(0) ^ (streams & _MASK32).view(-1, *(1,) * prefix.dim()))
+    def __init__(self, sampler: RowSampler, items: torch.Tensor, samples: torch.Tensor) -> None:
+        self.sampler, self.items, self.samples = sampler, items, samples
+        #: the rows' keys where the sampler has no key table (hashed on the host once, for every stream)
+        self.keys = None if sampler.table is not None else sampler.keys(items, samples)
 
-    def bits(self, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
-        """Uniform 32-bit integers (int64) ``[R, *shape]`` of ``stream``."""
-        count = math.prod(shape)
-        return _mix32_(self.prefix[:, :count].reshape(-1, *shape) ^ (stream & _MASK32))
+    def words(self, count: int, tag: int) -> torch.Tensor:
+        """SplitMix64 words ``[R, count]`` of the stream ``tag`` of each row."""
+        if self.keys is None:
+            start = self.sampler.stream_starts(tag)[self.items, self.samples]
+        else:
+            start = stream_start(self.keys, tag)
+        return mix64_(start.view(-1, 1) + self.sampler.counters(count))
+
+    def _halves(self, count: int, tag: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The high and middle 24-bit fields (int64 ``[R, ceil(count / 2)]``) of the stream's words."""
+        z = self.words((count + 1) // 2, tag)
+        return (z >> 40).bitwise_and_(_MASK24), (z >> 16).bitwise_and_(_MASK24)
 
     def uniform(self, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
         """Float32 draws ``[R, *shape]`` from U[0, 1) (24-bit resolution: exact in float32). ``uniform`` and
-        ``normal`` of one row use disjoint bit streams, whatever their ``stream`` numbers."""
-        return self.bits(shape, 3 * stream).bitwise_right_shift_(8).to(torch.float32).mul_(2.0**-24)
+        ``normal`` of one row use different streams, whatever their ``stream`` numbers."""
+        count = math.prod(shape)
+        high, middle = self._halves(count, 2 * stream)
+        out = torch.cat([high, middle[:, : count - high.shape[1]]], dim=1).to(torch.float32).mul_(2.0**-24)
+        return out.view(-1, *shape)
 
     def normal(self, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
-        """Float32 draws ``[R, *shape]`` from N(0, 1) by the Box-Muller transform of two uniform streams
-        (``3 stream + 1`` and ``3 stream + 2``, hashed together)."""
-        both = self._streams(shape, torch.arange(3 * stream + 1, 3 * stream + 3, device=self.prefix.device))
-        both = both.bitwise_right_shift_(8)
-        both[0] += 1
-        u1, u2 = both.to(torch.float64).mul_(2.0**-24).unbind(0)  # u1 in (0, 1], u2 in [0, 1)
-        return (u1.log_().mul_(-2).sqrt_() * torch.cos(u2.mul_(2 * math.pi))).to(torch.float32)
+        """Float32 draws ``[R, *shape]`` from N(0, 1): the Box-Muller pair ``r cos t, r sin t`` of each word,
+        ``r = sqrt(-2 log u1)`` with ``u1`` in (0, 1] from the high field and ``t = 2 pi u2`` from the middle one."""
+        count = math.prod(shape)
+        high, middle = self._halves(count, 2 * stream + 1)
+        radius = high.add_(1).to(torch.float32).mul_(2.0**-24).log_().mul_(-2).sqrt_()
+        angle = middle.to(torch.float32).mul_(2 * math.pi * 2.0**-24)
+        half = radius.shape[1]
+        out = torch.empty((len(radius), count), dtype=torch.float32, device=radius.device)
+        torch.mul(radius, torch.cos(angle), out=out[:, :half])
+        out[:, half:] = (radius * angle.sin_())[:, : count - half]
+        return out.view(-1, *shape)
 
 
 class RowSampler:
@@ -100,7 +122,22 @@ class RowSampler:
         self.device = inputs.device
         self.table = None if n_samples is None else torch.tensor(
             [[mix_seed(s, k) for k in range(n_samples)] for s in self.seeds], dtype=torch.int64, device=self.device)
-        self._j = torch.empty(0, dtype=torch.int64, device=self.device)
+        self._counters = torch.empty((1, 0), dtype=torch.int64, device=self.device)
+        self._starts: dict[int, torch.Tensor] = {}
+
+    def stream_starts(self, tag: int) -> torch.Tensor:
+        """The starts of stream ``tag`` of every row of the key table (made once per sampler and stream)."""
+        if tag not in self._starts:
+            assert self.table is not None
+            self._starts[tag] = stream_start(self.table, tag)
+        return self._starts[tag]
+
+    def counters(self, count: int) -> torch.Tensor:
+        """``(c + 1) * golden`` modulo 2**64 for ``c < count`` (int64 ``[1, count]``, made once per sampler)."""
+        if self._counters.shape[1] < count:
+            words = np.arange(1, count + 1, dtype=np.uint64) * np.uint64(_GOLDEN)  # unsigned: wraps by definition
+            self._counters = torch.from_numpy(words.view(np.int64)).to(self.device).view(1, -1)
+        return self._counters[:, :count]
 
     def keys(self, items: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
         """The 63-bit keys ``[R]`` (int64, on the device) of rows ``(items[r], samples[r])``."""
@@ -109,27 +146,16 @@ class RowSampler:
         keys = [mix_seed(self.seeds[i], s) for i, s in zip(items.tolist(), samples.tolist())]
         return torch.tensor(keys, dtype=torch.int64, device=self.device)
 
-    def rows(self, items: torch.Tensor, samples: torch.Tensor, size: int) -> Rows:
-        """The draws of rows ``(items[r], samples[r])`` for shapes of at most ``size`` elements."""
-        if len(self._j) < size:
-            self._j = torch.arange(size, dtype=torch.int64, device=self.device)
-        return Rows(self.keys(items, samples).view(-1, 1), self._j[:size].view(1, -1))
-
-    def bits(self, items: torch.Tensor, samples: torch.Tensor, shape: tuple[int, ...], stream: int = 0
-             ) -> torch.Tensor:
-        """Uniform 32-bit integers (int64) ``[R, *shape]`` for rows ``(items[r], samples[r])``.
-
-        Element ``j`` of row ``r`` in ``stream`` is ``mix32(mix32(mix32(j ^ lo) ^ hi) ^ stream)`` with
-        ``(lo, hi)`` the two 32-bit halves of the row's key: different streams of one row are independent.
-        """
-        return self.rows(items, samples, math.prod(shape)).bits(shape, stream)
+    def rows(self, items: torch.Tensor, samples: torch.Tensor) -> Rows:
+        """The draws of rows ``(items[r], samples[r])``, for any number of streams and shapes."""
+        return Rows(self, items, samples)
 
     def uniform(self, items: torch.Tensor, samples: torch.Tensor, shape: tuple[int, ...], stream: int = 0
                 ) -> torch.Tensor:
         """Float32 draws ``[R, *shape]`` from U[0, 1) (see :meth:`Rows.uniform`)."""
-        return self.rows(items, samples, math.prod(shape)).uniform(shape, stream)
+        return self.rows(items, samples).uniform(shape, stream)
 
     def normal(self, items: torch.Tensor, samples: torch.Tensor, shape: tuple[int, ...], stream: int = 0
                ) -> torch.Tensor:
         """Float32 draws ``[R, *shape]`` from N(0, 1) (see :meth:`Rows.normal`)."""
-        return self.rows(items, samples, math.prod(shape)).normal(shape, stream)
+        return self.rows(items, samples).normal(shape, stream)

@@ -25,13 +25,13 @@ class LinfNoise:
     images' device, so the noise of an item never depends on its batch or the chunk size.
     """
 
-    def __init__(self, images: torch.Tensor, seed: int, radius: float) -> None:
-        self.sampler = RowSampler(images, seed)
+    def __init__(self, images: torch.Tensor, seed: int, radius: float, n_samples: int) -> None:
+        self.sampler = RowSampler(images, seed, n_samples=n_samples)
         self.shape, self.dtype = images.shape[1:], images.dtype
         self.radius = radius
 
     def __call__(self, items: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        """``[B,C,H,W]`` noise of rows ``(items[b], samples[b])``."""
+        """``[B,C,H,W]`` noise of rows ``(items[b], samples[b])`` (both on the images' device)."""
         noise = self.sampler.uniform(items, samples, tuple(self.shape)).to(self.dtype)
         return noise.mul_(2).sub_(1).mul_(self.radius)
 
@@ -73,15 +73,14 @@ class MaxSensitivity(Metric):
         device, n, samples = images.device, len(images), p["n_samples"]
         maps = batch.maps.to(device=device, dtype=torch.float64).reshape(n, -1)
         targets = batch.targets.to(device)
-        noise = LinfNoise(images, p["seed"], p["radius"])
-        item = torch.arange(n).repeat_interleave(samples)
-        sample = torch.arange(samples).repeat(n)
+        noise = LinfNoise(images, p["seed"], p["radius"], samples)
+        item = torch.arange(n, device=device).repeat_interleave(samples)
+        sample = torch.arange(samples, device=device).repeat(n)
         changes = []
         for start in range(0, item.numel(), p["max_batch"]):
             i, k = item[start : start + p["max_batch"]], sample[start : start + p["max_batch"]]
-            on_device = i.to(device)
-            perturbed = method.attribute(model, images[on_device] + noise(i, k), targets[on_device])
-            difference = perturbed.detach().to(torch.float64).reshape(len(i), -1) - maps[on_device]
+            perturbed = method.attribute(model, images[i] + noise(i, k), targets[i])
+            difference = perturbed.detach().to(torch.float64).reshape(len(i), -1) - maps[i]
             changes.append(torch.linalg.vector_norm(difference, dim=1))
         change = torch.cat(changes).reshape(n, samples) if changes else maps.new_zeros((n, samples))
         norm = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
