@@ -16,7 +16,9 @@ to the library far better than CPU timings on a shared machine. Each (model, met
 ``ratio_compute_ops`` = ours / library (lower is better; target <= 1.05), ``extra_syncs`` = ours - library
 (target <= 0). Single-pass gradient methods also report the bare forward+backward floor's counts. The counts
 do not depend on the pixel count, so ResNet50 runs at ``--resnet-size`` (64 px by default, not 224) to keep
-the run short; the sampling methods keep ``methods.py``'s chunking, which sets their per-chunk counts.
+the run short; the sampling methods keep ``methods.py``'s chunking, which sets their per-chunk counts. The
+noise wrappers draw several chunks' noise at once on a GPU and one chunk's at a time on the CPU
+(:data:`salbench.methods.noise.NOISE_BLOCK_ELEMENTS`): the GPU's way is counted on either device.
 
     .venv/bin/python benchmarks/op_counts.py [--models small_cnn resnet50] [--methods smoothgrad deconvnet]
                                              [--resnet-size 64] [--device cpu]
@@ -38,7 +40,7 @@ import torch
 from methods import SINGLE_PASS, cases, device_name, forward_backward, setups, write_results
 from torch.profiler import ProfilerActivity, profile
 
-from salbench.methods import create_method
+from salbench.methods import create_method, noise
 
 #: leaf operators that only make metadata (views, allocations, aliases): no kernel on any device
 NO_KERNEL = frozenset(f"aten::{name}" for name in (
@@ -111,6 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)  # captum's notices about temporary hooks
+    noise.NOISE_BLOCK_ELEMENTS["cpu"] = noise.NOISE_BLOCK_ELEMENTS["gpu"]  # count the GPU's code path
     device = torch.device(args.device)
     print(f"{'model':10s} {'method':24s} {'ours':>6s} {'lib':>6s} {'ratio':>6s} {'syncs':>9s} {'floor':>6s}  "
           "largest differences (ours - library)")

@@ -71,8 +71,8 @@ def test_noise_drawn_in_blocks_of_chunks_equals_noise_drawn_per_chunk(name, monk
     model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
     maps = {}
     # one block of all 24 rows; blocks of 10 rows (0-9, 10-19, 20-23); one block per chunk of 5 rows
-    for budget in (noise.NOISE_BLOCK_ELEMENTS, 2 * 5 * x[0].numel(), 1):
-        monkeypatch.setattr(noise, "NOISE_BLOCK_ELEMENTS", budget)
+    for budget in (24 * x[0].numel(), 2 * 5 * x[0].numel(), 1):
+        monkeypatch.setattr(noise, "NOISE_BLOCK_ELEMENTS", {"cpu": budget, "gpu": budget})
         maps[budget] = create_method(name, n_samples=8, internal_batch_size=5).attribute(model, x, target)
     first, *others = maps.values()
     assert all(torch.equal(first, other) for other in others)

@@ -89,7 +89,6 @@ class IntegratedGradients(ChannelMethod):
         "blur_sigma": 5.0,
         "channel_reduction": "sum",
     }
-    libraries = ("captum",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -143,7 +142,6 @@ class ExpectedGradients(ChannelMethod):
         "blur_sigma": 5.0,
         "channel_reduction": "sum",
     }
-    libraries = ("captum",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -45,9 +45,19 @@ def mix_seed(item_seed: int, sample: int) -> int:
     return (z ^ (z >> _LAST_SHIFT)) >> 1
 
 
+#: the shifts as 0-dim tensors: torch's CPU kernel for an int64 shifted by a Python int is not vectorised
+#: (about 4x slower than xor or mul), the one for a tensor scalar is (made once: no tensor per call)
+_SHIFTS = {shift: torch.tensor(shift) for shift in (16, 27, 30, 31, 40)}
+
+
+def _shift_right(z: torch.Tensor, shift: int) -> torch.Tensor:
+    """``z >> shift`` (arithmetic), ``shift`` one of :data:`_SHIFTS`."""
+    return z >> _SHIFTS[shift]
+
+
 def _xor_shift_right_(z: torch.Tensor, shift: int) -> torch.Tensor:
     """``z ^= z >>> shift`` (logical shift of the 64 bits) in place."""
-    return z.bitwise_xor_((z >> shift).bitwise_and_((1 << (64 - shift)) - 1))
+    return z.bitwise_xor_(_shift_right(z, shift).bitwise_and_((1 << (64 - shift)) - 1))
 
 
 def mix64_(z: torch.Tensor) -> torch.Tensor:
@@ -85,7 +95,7 @@ class Rows:
     def _halves(self, count: int, tag: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The high and middle 24-bit fields (int64 ``[R, ceil(count / 2)]``) of the stream's words."""
         z = self.words((count + 1) // 2, tag)
-        return (z >> 40).bitwise_and_(_MASK24), (z >> 16).bitwise_and_(_MASK24)
+        return _shift_right(z, 40).bitwise_and_(_MASK24), _shift_right(z, 16).bitwise_and_(_MASK24)
 
     def uniform(self, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
         """Float32 draws ``[R, *shape]`` from U[0, 1) (24-bit resolution: exact in float32). ``uniform`` and

@@ -231,7 +231,7 @@ class GuidedBackpropZennit(Variant, ChannelMethod):
 class IntegratedGradientsCaptum(Variant, ChannelMethod):
     """Integrated gradients by captum's ``IntegratedGradients`` with its defaults: zero baseline, Gauss-Legendre.
 
-    captum's default is 50 Gauss-Legendre steps; ours (our quadrature over captum's gradients) uses the paper's
+    captum's default is 50 Gauss-Legendre steps; ours (our quadrature over plain input gradients) uses the paper's
     right Riemann sum; the baseline (black, pixel 0) and channel sum are the same. ``internal_batch_size``
     (rows of items x steps per pass) only bounds memory.
     """
