@@ -130,22 +130,32 @@ class DenseNetCanonizer(AttributeCanonizer):
         return DenseNetCanonizer()
 
 
-def _has(model: nn.Module, types: tuple[type, ...]) -> bool:
-    return any(isinstance(m, types) for m in model.modules())
+def _module_types(model: nn.Module) -> set[type]:
+    """The classes of ``model``'s modules (one walk of the module tree, for several questions)."""
+    return {type(m) for m in model.modules()}
 
 
-def residual_canonizers(model: nn.Module) -> list[Canonizer]:
-    """Canonizers that route ``model``'s residual additions through ``Sum`` modules (no batch-norm merge)."""
+def _has(kinds: set[type], types: tuple[type, ...]) -> bool:
+    return any(issubclass(kind, types) for kind in kinds)
+
+
+def _residual_canonizers(kinds: set[type]) -> list[Canonizer]:
     canonizers: list[Canonizer] = []
-    if _has(model, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
+    if _has(kinds, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
         canonizers += [ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()]
-    if _has(model, loaded_classes(TIMM_RESNET, "BasicBlock", "Bottleneck")):
+    if _has(kinds, loaded_classes(TIMM_RESNET, "BasicBlock", "Bottleneck")):
         canonizers.append(TimmResNetCanonizer())
     return canonizers
 
 
+def residual_canonizers(model: nn.Module) -> list[Canonizer]:
+    """Canonizers that route ``model``'s residual additions through ``Sum`` modules (no batch-norm merge)."""
+    return _residual_canonizers(_module_types(model))
+
+
 def lrp_canonizers(model: nn.Module) -> list[Canonizer]:
     """Batch-norm merging plus residual sums: zennit's ``ResNetCanonizer`` for torchvision ResNets."""
-    if _has(model, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
+    kinds = _module_types(model)
+    if _has(kinds, loaded_classes(TV_RESNET, "BasicBlock", "Bottleneck")):
         return [ResNetCanonizer()]
-    return [MatchedMergeBatchNorm(), *residual_canonizers(model)]
+    return [MatchedMergeBatchNorm(), *_residual_canonizers(kinds)]

@@ -75,27 +75,24 @@ def _stand_in(module: nn.Module, calls: int) -> PerCall:
     return stand_in
 
 
-def _signature(model: nn.Module) -> tuple[int, ...]:
-    return tuple(id(m) for m in model.modules())
-
-
-def _count_calls(model: nn.Module, probe: torch.Tensor) -> dict[int, int]:
+def _count_calls(model: nn.Module, modules: list[nn.Module], probe: torch.Tensor) -> dict[int, int]:
     """Calls per forward of each non-linearity called more than once, from one no-grad eval forward of ``probe``.
 
-    Cached per model while its modules stay the same objects. Training flags are restored afterwards,
-    so batch-norm statistics and the dropout random stream are never touched.
+    Cached per model while its modules (``modules``, its ``modules()`` in order) stay the same objects.
+    Training flags are restored afterwards, so batch-norm statistics and the dropout random stream are never
+    touched.
     """
-    signature = _signature(model)
+    signature = tuple(map(id, modules))
     cached = _CALL_COUNTS.get(model)
     if cached is not None and cached[0] == signature:
         return cached[1]
     calls: dict[int, int] = {}
-    modes = {m: m.training for m in model.modules()}
+    modes = {m: m.training for m in modules}
 
     def count(module: nn.Module, args: tuple) -> None:
         calls[id(module)] = calls.get(id(module), 0) + 1
 
-    handles = [m.register_forward_pre_hook(count) for m in model.modules() if isinstance(m, NONLINEAR)]
+    handles = [m.register_forward_pre_hook(count) for m in modules if isinstance(m, NONLINEAR)]
     try:
         model.eval()
         with torch.no_grad():
@@ -124,21 +121,23 @@ def separate_activations(model: nn.Module, probe: torch.Tensor, split_reused: bo
     the method raises. Assumes the model calls its modules in the same order on every forward (true of
     feed-forward CNNs).
     """
-    inplace = {m: m.inplace for m in model.modules() if isinstance(m, NONLINEAR) and hasattr(m, "inplace")}
+    modules = list(model.modules())  # one walk of the module tree: walks are a share of a small model's call
+    inplace = {m: m.inplace for m in modules if isinstance(m, NONLINEAR) and hasattr(m, "inplace")}
     applied: list[Canonizer] = []
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     per_call: list[PerCall] = []
     handle = None
     try:
-        reused = _count_calls(model, probe[:1]) if split_reused else {}
+        reused = _count_calls(model, modules, probe[:1]) if split_reused else {}
         densenet = loaded_classes(TV_DENSENET, "DenseNet")
-        if any(isinstance(m, densenet) for m in model.modules()):
+        if any(isinstance(m, densenet) for m in modules):
             from .canonizers import DenseNetCanonizer
 
             applied += DenseNetCanonizer().apply(model)
+            modules = list(model.modules())
         for module in inplace:
             module.inplace = False
-        for parent in list(model.modules()):
+        for parent in modules:
             for name, child in list(parent.named_children()):
                 if id(child) in reused:
                     replacement = _stand_in(child, reused[id(child)])
