@@ -97,5 +97,7 @@ def test_source_hash_follows_imports_of_one_method_only():
     closure = source_closure("methods/gradient.py")
     assert {"methods/gradient.py", "methods/base.py", "params.py"} <= closure
     assert "methods/cam.py" not in closure
+    # nor, through a lazy import of the config's error class, the config module and every registry with it
+    assert not {f for f in closure if f == "config.py" or f.startswith(("data/shapes", "metrics/", "sanity/"))}
     assert source_hash(["methods/gradient.py"]) != source_hash(["methods/cam.py"])
     assert source_hash(["methods/gradient.py"]) == source_hash(["methods/gradient.py"])

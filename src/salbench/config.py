@@ -20,14 +20,12 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from .params import ConfigError
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_PATH = SCHEMA_DIR / "config.schema.yaml"
 CATALOG_PATH = SCHEMA_DIR / "catalog.json"
 SRC_DIR = Path(__file__).resolve().parent
-
-
-class ConfigError(ValueError):
-    """An invalid study config; the message names the key and the allowed values."""
 
 
 @lru_cache(maxsize=1)

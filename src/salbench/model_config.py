@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .params import ConfigError
+
 USER_ARCH = "user"
 USER_SOURCES = ("torchvision", "timm", "torchscript")
 USER_REQUIRED = ("source", "checkpoint", "input_size", "mean", "std", "num_classes")
@@ -32,8 +34,6 @@ def is_fetched(entry: dict[str, Any]) -> bool:
 
 def check_model_entry(model: str, entry: dict[str, Any], catalog: dict[str, Any]) -> None:
     """Raise a :class:`~salbench.config.ConfigError` naming the key of a wrong pretrained or user model entry."""
-    from .config import ConfigError
-
     key = f"models.{model}"
     if entry["arch"] != USER_ARCH:
         given = [k for k in (*USER_REQUIRED, *USER_OPTIONAL) if k in entry]

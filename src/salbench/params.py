@@ -9,6 +9,14 @@ class ParamError(ValueError):
     """An unknown or ill-typed parameter for a registry entry."""
 
 
+class ConfigError(ValueError):
+    """An invalid study config; the message names the key and the allowed values.
+
+    Defined here, not in :mod:`salbench.config` (which re-exports it), so that modules raising it do not import
+    the config module and, through it, every registry: the rules' source hashes follow imports.
+    """
+
+
 def resolve_params(kind: str, name: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults updated by ``given``; an unknown key names the entry and lists the allowed keys."""
     unknown = sorted(set(given) - set(defaults))
