@@ -101,3 +101,5 @@ def test_source_hash_follows_imports_of_one_method_only():
     assert not {f for f in closure if f == "config.py" or f.startswith(("data/shapes", "metrics/", "sanity/"))}
     assert source_hash(["methods/gradient.py"]) != source_hash(["methods/cam.py"])
     assert source_hash(["methods/gradient.py"]) == source_hash(["methods/gradient.py"])
+    # a parenthesised import list over several lines, with a comment, is followed too
+    assert {"methods/cam.py", "methods/gradient.py", "methods/variants.py"} <= source_closure("methods/__init__.py")

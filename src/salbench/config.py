@@ -288,18 +288,20 @@ def training_dataset(config: dict[str, Any], dataset: str) -> str:
     return config["datasets"][dataset].get("models_from", dataset)
 
 
-_RELATIVE_IMPORT = re.compile(r"^\s*from (\.+)([\w.]*) import ([\w, ()]+)", re.MULTILINE)
+#: ``from .x import a, b`` and ``from . import (a,\n b)``: the names in group 3
+_RELATIVE_IMPORT = re.compile(r"^\s*from (\.+)([\w.]*) import (\([^)]*\)|[\w, ]+)", re.MULTILINE)
 
 
 def _imported_files(rel: str) -> set[str]:
     """Package files that ``rel`` imports relatively (``from .x import y``, ``from . import x``)."""
     found = set()
     here = (SRC_DIR / rel).parent
-    for dots, module, names in _RELATIVE_IMPORT.findall((SRC_DIR / rel).read_text()):
+    code = re.sub(r"#[^\n]*", "", (SRC_DIR / rel).read_text())  # comments (an import list's may hold parentheses)
+    for dots, module, names in _RELATIVE_IMPORT.findall(code):
         base = here
         for _ in range(len(dots) - 1):
             base = base.parent
-        targets = [module] if module else [n.strip(" ()") for n in names.split(",")]
+        targets = [module] if module else [n.strip() for n in names.strip("()").split(",") if n.strip()]
         for target in targets:
             path = base.joinpath(*target.split("."))
             for candidate in (path.with_suffix(".py"), path / "__init__.py"):
