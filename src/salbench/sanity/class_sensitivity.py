@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..methods.base import Method
-from ..metrics import create_metric
+from ..metrics.base import create_metric
 from ..metrics.localisation import pointing_hits
 from ..saliency import compute_maps
 from .similarity import Similarity
