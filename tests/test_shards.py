@@ -18,6 +18,7 @@ from salbench.shards import (
     SHARDS_ATTR,
     gather,
     gather_maps,
+    open_items,
     parse_items,
     select_items,
     shard_ranges,
@@ -114,6 +115,15 @@ def _write_shards(ds, folder, size, override=None):
                        **(override or {}).get(k, {})}
         paths.append(write_store(shard, folder / f"{k}.zarr", item_chunk=3))
     return paths
+
+
+def test_open_items_reads_a_shard_of_a_store_with_its_attrs(tmp_path):
+    path = write_store(_maps(10), tmp_path / "m.zarr", item_chunk=4)
+    part, attrs = open_items(path, (2, 5))
+    assert list(part["item"].values) == ["i2", "i3", "i4"]
+    assert attrs == {"shard": {"start": 2, "stop": 5, "items": 10}}
+    whole, none = open_items(path, None)
+    assert whole.sizes["item"] == 10 and none == {}
 
 
 def test_gathered_store_equals_the_whole(tmp_path):

@@ -20,8 +20,8 @@ import xarray as xr
 
 from .config import canonical_json
 from .provenance import file_sha256, provenance, set_deterministic_algorithms
-from .shards import select_items
-from .store import atomic_path, object_strings, open_store, write_store, write_table
+from .shards import open_items, store_size
+from .store import atomic_path, first_items, object_strings, open_store, write_store, write_table
 
 log = logging.getLogger("salbench")
 
@@ -134,7 +134,7 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
     start = time.perf_counter()
     device = resolve_device(device)
     seed_everything(seed)
-    data, shard = select_items(open_store(data_path), items)
+    data, shard = open_items(data_path, items)
     model = load_checkpoint(checkpoint, device)
     method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
     images = torch.from_numpy(data["image"].values)  # uint8 on the CPU; compute_maps scales per batch
@@ -225,10 +225,10 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     from .models import load_checkpoint
 
     device = resolve_device(device)
-    full, maps = open_store(data_path), open_store(maps_path)
-    data, shard_attrs = select_items(full, items)
-    if items is not None and maps.sizes["item"] == full.sizes["item"] != data.sizes["item"]:
-        maps, _ = select_items(maps, items)
+    data, shard_attrs = open_items(data_path, items)
+    # a shard scores its own maps, or its items of the whole data set's maps
+    whole_maps = items is not None and store_size(maps_path) != data.sizes["item"]
+    maps = open_store(maps_path, items=items if whole_maps else None)
     if list(data["item"].values) != list(maps["item"].values):
         raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
     instances = {name: create_metric(spec["metric"], **spec.get("params", {})) for name, spec in metrics.items()}
@@ -328,7 +328,7 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
     device = resolve_device(device)
     seed_everything(seed)
     conf = SanitySettings.from_config(settings)
-    data = open_store(data_path)
+    data = first_items(data_path, conf.items)
     model = load_checkpoint(checkpoint, device)
     method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
     n = min(conf.items, data.sizes["item"])
@@ -338,7 +338,7 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
     if int(data.attrs.get("objects", 1)) == 2:
         if maps_path is None:
             raise ValueError("the class checks need the method's maps of the two-object data set (--maps)")
-        maps = open_store(maps_path)
+        maps = first_items(maps_path, n)
         if list(maps["item"].values[:n]) != list(data["item"].values[:n]):
             raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
         table = class_checks(method, model, images, targets, torch.from_numpy(read_maps(maps.isel(item=slice(0, n)))),

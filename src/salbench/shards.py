@@ -61,14 +61,28 @@ def store_size(path: str | Path) -> int:
 
 
 def select_items(data: Any, items: tuple[int, int] | None) -> tuple[Any, dict[str, Any]]:
-    """The items ``[start, stop)`` of a data store (all of it for ``None``) and the shard attrs to record."""
+    """The items ``[start, stop)`` of a data store in memory (all of it for ``None``) and the shard attrs to record."""
+    from .store import check_item_range
+
     if items is None:
         return data, {}
-    start, stop = items
     n = int(data.sizes["item"])
-    if not 0 <= start <= stop <= n:
-        raise ValueError(f"item range {start}:{stop} is outside the data store's {n} items")
-    return data.isel(item=slice(start, stop)), {SHARD_ATTR: {"start": start, "stop": stop, "items": n}}
+    check_item_range(*items, n)
+    return data.isel(item=slice(*items)), _shard_attrs(items, n)
+
+
+def open_items(path: str | Path, items: tuple[int, int] | None) -> tuple[Any, dict[str, Any]]:
+    """The items ``[start, stop)`` of the store at ``path`` (all of it for ``None``), reading and verifying only
+    the chunks that hold them, and the shard attrs to record."""
+    from .store import open_store
+
+    if items is None:
+        return open_store(path), {}
+    return open_store(path, items=items), _shard_attrs(items, store_size(path))
+
+
+def _shard_attrs(items: tuple[int, int], n: int) -> dict[str, Any]:
+    return {SHARD_ATTR: {"start": items[0], "stop": items[1], "items": n}}
 
 
 def _runtime_key(key: str) -> bool:
@@ -110,13 +124,13 @@ def gather_maps(paths: Sequence[str | Path], out: str | Path) -> Any:
     """
     import xarray as xr
 
-    from .store import object_strings, open_store, write_store
+    from .store import CHUNK_CHECKSUMS_ATTR, object_strings, open_store, write_store
 
     if not paths:
         raise ValueError("no shards to gather")
     stores = [open_store(p) for p in paths]
     ranges = shard_coverage(paths, [ds.attrs.get(SHARD_ATTR) for ds in stores], [ds.sizes["item"] for ds in stores])
-    own = (SHARD_ATTR, "content_sha256", *PER_ITEM_ATTRS)
+    own = (SHARD_ATTR, "content_sha256", CHUNK_CHECKSUMS_ATTR, *PER_ITEM_ATTRS)
     computed = [{k: v for k, v in ds.attrs.items() if not _runtime_key(k) and k not in own} for ds in stores]
     for path, attrs in zip(paths[1:], computed[1:]):
         differing = sorted(k for k in attrs.keys() | computed[0].keys() if attrs.get(k) != computed[0].get(k))

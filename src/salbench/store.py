@@ -2,7 +2,10 @@
 
 A store is written to a temporary sibling path and renamed into place, so a killed job never leaves a
 store that looks complete. Each store records a content checksum over its variables and coordinates
-(attr ``content_sha256``); :func:`open_store` recomputes it and refuses a store that does not match.
+(attr ``content_sha256``); :func:`open_store` recomputes it and refuses a store that does not match. A store
+with an ``item`` dimension also records one checksum per chunk of items (attr ``item_chunk_sha256``), so a
+job that needs some items only (a shard, the first items of a sanity check) reads and verifies only the
+chunks that hold them (``open_store(path, items=(start, stop))``), not a 50,000-image data set.
 Score tables (parquet) carry the same kind of checksum in their schema metadata (:func:`write_table`,
 :func:`read_table`).
 
@@ -29,6 +32,8 @@ import xarray as xr
 import zarr
 
 CHECKSUM_ATTR = "content_sha256"
+#: per item chunk: ``{"size": items per chunk, "items": count, "chunks": [sha256, ...], "rest": sha256}``
+CHUNK_CHECKSUMS_ATTR = "item_chunk_sha256"
 #: key of the content checksum in a parquet table's schema metadata
 TABLE_CHECKSUM_KEY = b"salbench.content_sha256"
 #: key of a table's JSON attrs (e.g. a shard's item range) in its schema metadata: not content, not checksummed
@@ -130,6 +135,26 @@ def content_checksum(ds: xr.Dataset) -> str:
     return digest.hexdigest()
 
 
+def item_chunk_checksums(ds: xr.Dataset, size: int) -> tuple[list[str], str]:
+    """sha256 of each chunk of ``size`` items (every variable and coordinate along ``item``, in sorted order,
+    sliced to the chunk) and of the rest (those without ``item``). A part of a store that starts at a chunk
+    boundary has the chunks of the store's checksums."""
+    names = sorted(map(str, ds.variables))
+    along = [name for name in names if "item" in ds[name].dims]
+    rest = hashlib.sha256()
+    for name in names:
+        if name not in along:
+            _hash_array(rest, name, ds[name].values)
+    arrays = {name: (ds[name].values, ds[name].dims.index("item")) for name in along}
+    chunks = []
+    for lo in range(0, ds.sizes["item"], size):
+        digest = hashlib.sha256()
+        for name, (values, axis) in arrays.items():
+            _hash_array(digest, name, values.take(range(lo, min(lo + size, values.shape[axis])), axis=axis))
+        chunks.append(digest.hexdigest())
+    return chunks, rest.hexdigest()
+
+
 def table_checksum(table: pd.DataFrame) -> str:
     """sha256 over the column names (in order), dtypes, lengths and values of a table."""
     digest = hashlib.sha256()
@@ -155,6 +180,9 @@ def write_store(ds: xr.Dataset, path: str | Path, item_chunk: int = 64) -> Path:
     """Write ``ds`` as a zstd-compressed zarr v3 store chunked along ``item``, atomically."""
     ds = ds.copy()
     ds.attrs[CHECKSUM_ATTR] = content_checksum(ds)
+    if "item" in ds.dims:
+        chunks, rest = item_chunk_checksums(ds, item_chunk)
+        ds.attrs[CHUNK_CHECKSUMS_ATTR] = {"size": item_chunk, "items": ds.sizes["item"], "chunks": chunks, "rest": rest}
     ds.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
     encoding = {}
     for name, var in ds.data_vars.items():
@@ -171,18 +199,68 @@ def _jsonable(value: object) -> object:
     return json.loads(json.dumps(value, default=str))
 
 
-def open_store(path: str | Path, verify: bool = True) -> xr.Dataset:
-    """Open a store fully into memory; with ``verify``, recompute and check its content checksum."""
-    path = Path(path)
+def _open_lazily(path: Path) -> xr.Dataset:
     if not path.is_dir():
         raise StoreError(f"store {path} does not exist")
     try:
         with warnings.catch_warnings():
             # Snakemake drops a .snakemake_timestamp file inside directory outputs; zarr warns about it.
             warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
-            ds = xr.open_zarr(path, consolidated=False, zarr_format=3).load()
+            return xr.open_zarr(path, consolidated=False, zarr_format=3)
     except Exception as err:  # zarr raises many types for truncated or foreign folders
         raise StoreError(f"store {path} cannot be read ({type(err).__name__}: {err})") from err
+
+
+def _load(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    try:
+        return ds.load()
+    except Exception as err:  # a chunk file gone or truncated
+        raise StoreError(f"store {path} cannot be read ({type(err).__name__}: {err}){_missing_chunks(path)}; "
+                         "rerun the job that writes it") from err
+
+
+def check_item_range(start: int, stop: int, count: int) -> None:
+    """Refuse an item range ``[start, stop)`` outside ``count`` items."""
+    if not 0 <= start <= stop <= count:
+        raise ValueError(f"item range {start}:{stop} is outside the data store's {count} items")
+
+
+def open_store(path: str | Path, verify: bool = True, items: tuple[int, int] | None = None) -> xr.Dataset:
+    """Open a store into memory; with ``verify``, recompute and check its content checksum.
+
+    With ``items = (start, stop)``, only those items (and the variables without an ``item`` dimension) are
+    read, and only the item chunks that hold them are verified against their recorded checksums (a store
+    written before chunk checksums were recorded is read and verified whole).
+    """
+    path = Path(path)
+    ds = _open_lazily(path)
+    if items is None:
+        return _verified(_load(ds, path), path, verify)
+    start, stop = items
+    check_item_range(start, stop, ds.sizes["item"])
+    recorded = ds.attrs.get(CHUNK_CHECKSUMS_ATTR)
+    if recorded is None:
+        return _verified(_load(ds, path), path, verify).isel(item=slice(start, stop))
+    size = int(recorded["size"])
+    first, last = start // size, -(-stop // size)
+    part = _load(ds.isel(item=slice(first * size, last * size)), path)
+    if verify:
+        chunks, rest = item_chunk_checksums(part, size)
+        if chunks != recorded["chunks"][first:last] or rest != recorded["rest"]:
+            bad = [first + i for i, (a, b) in enumerate(zip(chunks, recorded["chunks"][first:last])) if a != b]
+            what = f"item chunks {bad}" if bad else "variables without an item dimension"
+            raise StoreError(f"store {path} fails its checksum in {what} (items {start}:{stop} read): the content "
+                             f"differs from the recorded {CHUNK_CHECKSUMS_ATTR}{_missing_chunks(path)}; "
+                             "rerun the job that writes it")
+    return part.isel(item=slice(start - first * size, stop - first * size))
+
+
+def first_items(path: str | Path, count: int) -> xr.Dataset:
+    """The first ``count`` items of a store (all of them when it holds fewer), read and verified by chunk."""
+    return open_store(path, items=(0, min(count, _open_lazily(Path(path)).sizes["item"])))
+
+
+def _verified(ds: xr.Dataset, path: Path, verify: bool) -> xr.Dataset:
     if verify:
         recorded = ds.attrs.get(CHECKSUM_ATTR)
         if recorded is None:

@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 
 from ..provenance import file_sha256, provenance
-from ..store import object_strings, open_store, write_store
+from ..store import first_items, object_strings, write_store
 from .clusters import (
     K_MAX,
     K_MIN,
@@ -110,7 +110,7 @@ def layerwise_clusters(dataset: str, model_name: str, data_path: Path, checkpoin
     start = time.perf_counter()
     device = resolve_device(device)
     seed_everything(seed)
-    data = open_store(data_path)
+    data = first_items(data_path, items)
     model = load_checkpoint(checkpoint, device)
     layers = list(layers or model.spec.layerwise)
     if not layers:
