@@ -23,7 +23,7 @@ import xarray as xr
 from PIL import Image
 from scipy import ndimage
 
-from ..store import open_store
+from ..store import first_items, open_store
 from .labels import FORMAT, Q_PERCENT, RESIGN_STEP, VERSION
 from .explain import store_key
 
@@ -168,7 +168,8 @@ Save your answers as a file when you are done and add it to the study's <code>la
 
 def write_labelling_page(clusters_path: Path, data_path: Path, out: Path, items: int = 4) -> int:
     """``salbench labelling-page``: write the page for the first ``items`` items; returns the number of rounds."""
-    clusters, data = open_store(clusters_path), open_store(data_path)
+    clusters = open_store(clusters_path)
+    data = first_items(data_path, clusters.sizes["item"])  # the clusters are of the data set's first items
     dataset, model = store_key(clusters_path, clusters)
     page = page_data(clusters, data, items, dataset, model)
     out = Path(out)
