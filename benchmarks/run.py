@@ -78,8 +78,10 @@ def _perturbation(result: dict[str, Any]) -> list[Row]:
 def _metrics(result: dict[str, Any]) -> list[Row]:
     rows = []
     for r in result["results"]:
-        floor = next((k for k in ("ratio_floor_plus_imputation", "ratio_floor_plus_noise") if k in r), "ratio_floor")
-        rows.append(("metrics", r["case"], floor.removeprefix("ratio_"), r[floor], *_at_least(r[floor], 0.9)))
+        # the floor including the imputation or noise where the metric has one; none for the library-only cases
+        floor = next((k for k in ("ratio_floor_plus_imputation", "ratio_floor_plus_noise", "ratio_floor") if k in r), None)
+        if floor is not None:
+            rows.append(("metrics", r["case"], floor.removeprefix("ratio_"), r[floor], *_at_least(r[floor], 0.9)))
         for key, value in r.items():
             if key.startswith("ratio_") and not key.startswith("ratio_floor"):
                 rows.append(("metrics", r["case"], key.removeprefix("ratio_"), value, "", None))
@@ -192,8 +194,11 @@ def main() -> None:
             records[bench.name] = run_one(bench, args.quick, args.device, Path(tmp), args.timeout)
             if "error" in records[bench.name]:  # the others still run; the table and JSON say which failed
                 rows.append((bench.name, "FAILED", records[bench.name]["error"], float("nan"), "", False))
-            else:
+                continue
+            try:
                 rows += bench.summarise(records[bench.name])
+            except (KeyError, TypeError, ValueError) as err:  # a result the table cannot read: keep the JSON
+                rows.append((bench.name, "FAILED", f"summary: {type(err).__name__}: {err}", float("nan"), "", False))
     print_table(rows)
     today = datetime.date.today().isoformat()
     result = {
