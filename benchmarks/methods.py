@@ -76,7 +76,8 @@ from zennit.types import BatchNorm, Convolution
 from salbench.methods import create_method
 from salbench.methods.hooks import separate_activations
 from salbench.methods.postprocess import reduce_channels, upsample
-from salbench.models import build_model
+from salbench.allocator import keep_freed_memory
+from salbench.models import build_model, to_device
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
 Reference = Callable[[NormalizedClassifier, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -106,12 +107,13 @@ def setups(names: list[str], device: torch.device, batch_scale: int = 1) -> list
     torch.manual_seed(0)
     out = []
     if "small_cnn" in names:
-        model = build_model("small_cnn", 6).eval().to(device)
+        model = to_device(build_model("small_cnn", 6).eval(), device)  # as a job loads it
         out.append(Setup("small_cnn", model, batch=16 * batch_scale, size=64, steps=50,
                          ebp_layer=model.spec.target_layer, canonizers=lambda: [SequentialMergeBatchNorm()]))
     if "resnet50" in names:
-        spec = ModelSpec("resnet50", 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "net.layer4", gap_fc=True)
-        model = NormalizedClassifier(torchvision.models.resnet50(weights=None), spec).eval().to(device)
+        spec = ModelSpec("resnet50", 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "net.layer4", gap_fc=True,
+                         cpu_channels_last=True)  # as tv_resnet50
+        model = to_device(NormalizedClassifier(torchvision.models.resnet50(weights=None), spec).eval(), device)
         out.append(Setup("resnet50", model, batch=2 * batch_scale, size=224, steps=8, ebp_layer="net.layer3",
                          canonizers=lambda: [ResNetCanonizer()],
                          residual=lambda: [ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()]))
@@ -322,6 +324,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every job does
     warnings.filterwarnings("ignore", category=UserWarning)  # captum's notices about temporary hooks
     print(f"{'model':10s} {'method':32s} {'ours/s':>9s} {'lib/s':>9s} {'ratio':>6s} {'wall':>6s} {'floor':>6s}"
           "  reference")

@@ -53,7 +53,8 @@ from salbench.metrics import ScoringBatch, create_metric
 from salbench.metrics.base import Metric, saliency_ranks
 from salbench.metrics.faithfulness import Road
 from salbench.metrics.imputation import noisy_linear_imputation
-from salbench.models import build_model
+from salbench.allocator import keep_freed_memory
+from salbench.models import build_model, to_device
 
 #: (label, metric, params); infidelity uses fewer samples than the paper's 10000 (only the relative cost matters);
 #: deletion takes 12 steps: Quantus needs H*W divisible by its features per step, 3*H*W/steps (1024 at 64 px)
@@ -322,11 +323,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every job does
     warnings.filterwarnings("ignore")  # Quantus' notices and deprecations
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else _no_sync
     torch.manual_seed(0)
-    model = build_model("small_cnn", 6).eval().to(device)
+    model = to_device(build_model("small_cnn", 6).eval(), device)  # as a job loads it
     generator = torch.Generator().manual_seed(1)
     images = torch.rand(args.items, 3, 64, 64, generator=generator).to(device)
     maps = blob_maps(args.items, 64, generator).to(device)

@@ -37,7 +37,8 @@ from zennit.rules import Epsilon
 from zennit.types import Convolution
 
 from salbench.methods import create_method
-from salbench.models import build_model
+from salbench.allocator import keep_freed_memory
+from salbench.models import build_model, to_device
 from salbench.models.base import NormalizedClassifier
 
 #: (label, method, params) timed batched, per item and, where given, against a library
@@ -130,9 +131,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every job does
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.manual_seed(0)
-    model = build_model("small_cnn", 6).eval()
+    model = to_device(build_model("small_cnn", 6).eval(), "cpu")  # as a job loads it
     x = torch.rand(args.batch, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     target = torch.arange(args.batch) % 6
     chosen = [c for c in CASES if not args.cases or c[1] in args.cases]

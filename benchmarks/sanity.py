@@ -75,9 +75,10 @@ from perturbation import timed  # alternating rounds after a warm-up: (wall, CPU
 from quantus.helpers.model.pytorch_model import PyTorchModel
 from torch import nn
 
+from salbench.allocator import keep_freed_memory
 from salbench.methods import create_method
 from salbench.methods.base import Method
-from salbench.models import build_model
+from salbench.models import build_model, to_device
 from salbench.sanity import randomisation
 from salbench.sanity.randomisation import randomised_stages, stage_maps, stage_similarities
 from salbench.sanity.similarity import CLIP_PERCENTILE, MEASURES, Similarity, hog_cell_size
@@ -443,9 +444,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every job does
     warnings.filterwarnings("ignore")  # Quantus' notices, scipy's constant-input warnings
     torch.manual_seed(0)
-    model = build_model("small_cnn", CLASSES).eval()
+    model = to_device(build_model("small_cnn", CLASSES).eval(), "cpu")  # as a job loads it
     x = torch.rand(args.items, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     targets = torch.arange(args.items) % CLASSES
     floors = bench_floor(model, x, targets, args.floor_rounds)

@@ -41,9 +41,13 @@ def _items(text: str) -> tuple[int, int]:
 
 
 def _threads(args: argparse.Namespace) -> None:
+    """Set up a compute job: its torch CPU threads, and host memory that stays mapped once freed."""
     import torch
 
+    from .allocator import keep_freed_memory
+
     torch.set_num_threads(max(1, args.threads))
+    keep_freed_memory()
 
 
 def cmd_list(args: argparse.Namespace) -> None:

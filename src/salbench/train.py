@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data.base import Items
+from .models.base import to_device
 from .params import ParamError, check_choice
 from .provenance import set_deterministic_algorithms
 
@@ -192,7 +193,7 @@ def train_classifier(
     _check_settings(model, loss, optimizer, schedule, lr_step, lr_decay, augmentation, crop_padding)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model.to(device)
+    to_device(model, device)
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be a positive number of items, got {max_train}")
     keep = slice(0, max_train)

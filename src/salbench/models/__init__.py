@@ -12,10 +12,11 @@ from .base import (
     load_checkpoint,
     register_arch,
     save_checkpoint,
+    to_device,
 )
 from .layers import randomisation_order
 
 __all__ = [
     "ARCHS", "CheckpointError", "ModelSpec", "NormalizedClassifier", "build_model", "class_probabilities", "list_models",
-    "load_checkpoint", "randomisation_order", "register_arch", "save_checkpoint",
+    "load_checkpoint", "randomisation_order", "register_arch", "save_checkpoint", "to_device",
 ]

@@ -23,6 +23,7 @@ SPEC = ModelSpec(
     std=(0.25, 0.25, 0.25),
     target_layer="net.features.14",  # ReLU after the last conv: 8 x 8 at 64 px
     gap_fc=True,
+    cpu_channels_last=True,
     layerwise=("net.features.2", "net.features.6", "net.features.10", "net.features.14"),  # each conv's ReLU output
     extra={
         "excitation_layer": "net.features.11",  # the last max pool (VGG16's pool4 analogue): 8 x 8

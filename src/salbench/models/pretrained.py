@@ -68,6 +68,7 @@ NO_DENSENET_RULES = "no relevance rules for DenseNet's pre-activation batch norm
 
 def _imagenet_spec(arch: str, target_layer: str, **fields) -> ModelSpec:
     extra = {"pretrained": ["imagenet"], **fields.pop("extra", {})}
+    fields.setdefault("cpu_channels_last", fields.get("family", "cnn") == "cnn")
     return ModelSpec(arch=arch, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, target_layer=target_layer,
                      extra=extra, **fields)
 

@@ -18,6 +18,7 @@ SPEC = ModelSpec(
     std=(0.25, 0.25, 0.25),
     target_layer="net.layer4",
     gap_fc=True,
+    cpu_channels_last=True,
     layerwise=("net.layer1", "net.layer2", "net.layer3", "net.layer4"),  # the stages' outputs (after their ReLU)
     extra={
         "excitation_layer": "net.layer3",  # TorchRay's ResNet50 excitation-backprop layer
