@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .models.base import NormalizedClassifier
+from .models.base import NormalizedClassifier, to_device
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def explain(model: str, method_name: str, images: Sequence[Path], out: Path, par
 
     device = resolve_device(device)
     seed_everything(seed)
-    net = load_explained_model(model, input_size, mean, std).to(device)
+    net = to_device(load_explained_model(model, input_size, mean, std), device)
     method = build_method(method_name, method_name, params or {}, net, model, layer)
     pixels = load_images(images, net.spec.input_size)
     with torch.no_grad():

@@ -29,7 +29,8 @@ def compute_maps(
     device = torch.device(device) if device is not None else images.device
     n = images.shape[0]
     maps = [torch.empty((0, *images.shape[-2:]), dtype=torch.float32)]
-    for start in tqdm(range(0, n, batch_size), desc=method.name, unit="batch", file=sys.stderr, disable=not progress):
+    starts = range(0, n, batch_size)
+    for start in tqdm(starts, desc=method.name, unit="batch", file=sys.stderr) if progress else starts:
         x = images[start : start + batch_size].to(device)
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
