@@ -11,7 +11,6 @@ it exits. On other C libraries (macOS, musl) this is a no-op.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 #: mallopt parameter numbers (glibc malloc.h)
@@ -25,8 +24,7 @@ KEEP_BYTES = 1 << 30
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process; True when the C library took them."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process already runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
