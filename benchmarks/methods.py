@@ -73,10 +73,10 @@ from zennit.rules import AlphaBeta, Epsilon, Pass
 from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer, ResNetCanonizer
 from zennit.types import BatchNorm, Convolution
 
+from salbench.allocator import keep_freed_memory
 from salbench.methods import create_method
 from salbench.methods.hooks import separate_activations
 from salbench.methods.postprocess import reduce_channels, upsample
-from salbench.allocator import keep_freed_memory
 from salbench.models import build_model, to_device
 from salbench.models.base import ModelSpec, NormalizedClassifier
 

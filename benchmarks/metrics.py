@@ -48,12 +48,12 @@ from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostReleva
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from salbench.allocator import keep_freed_memory
 from salbench.methods import Method, create_method
 from salbench.metrics import ScoringBatch, create_metric
 from salbench.metrics.base import Metric, saliency_ranks
 from salbench.metrics.faithfulness import Road
 from salbench.metrics.imputation import noisy_linear_imputation
-from salbench.allocator import keep_freed_memory
 from salbench.models import build_model, to_device
 
 #: (label, metric, params); infidelity uses fewer samples than the paper's 10000 (only the relative cost matters);

@@ -36,8 +36,8 @@ from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.rules import Epsilon
 from zennit.types import Convolution
 
-from salbench.methods import create_method
 from salbench.allocator import keep_freed_memory
+from salbench.methods import create_method
 from salbench.models import build_model, to_device
 from salbench.models.base import NormalizedClassifier
 
