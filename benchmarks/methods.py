@@ -226,6 +226,12 @@ def seconds(call: Callable[[], torch.Tensor]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def rounds_for(repeats: int, min_seconds: float, warm: float) -> int:
+    """Timed rounds for a call that took ``warm`` seconds: at least ``repeats``, more for cheap calls (about
+    ``min_seconds`` per side, so a noisy machine's short stalls average out), at most 40."""
+    return min(max(repeats, math.ceil(min_seconds / warm)), 40)
+
+
 def forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The floor of a single-pass method: the target logits' gradient w.r.t. the input, nothing else."""
     x = leaf(x)
@@ -256,9 +262,7 @@ def bench(s: Setup, repeats: int, min_seconds: float, only: list[str] | None = N
             calls["floor"] = lambda: forward_backward(s.model, x, target)
         wall: dict[str, list[float]] = {key: [] for key in calls}
         cpu: dict[str, list[float]] = {key: [] for key in calls}
-        warm = max(seconds(call)[0] for call in calls.values())
-        # at least `repeats` rounds, more for cheap calls (about min_seconds per side), at most 40
-        rounds = min(max(repeats, math.ceil(min_seconds / warm)), 40)
+        rounds = rounds_for(repeats, min_seconds, max(seconds(call)[0] for call in calls.values()))
         for r in range(rounds):
             order = list(calls) if r % 2 == 0 else list(calls)[::-1]
             for key in order:

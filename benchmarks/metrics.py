@@ -23,10 +23,11 @@ the clean input) and against ``quantus.ROAD``. Quantus 0.6's ROAD raises an Inde
 
 Every metric forwards ``--max-batch`` inputs at a time (default 32, the libraries' batch here: on one CPU
 thread this CNN costs about 2.1 ms per input at batch 32 and 3.4 ms at 256, the metrics' default, as the
-activations outgrow the cache). Calls alternate over ``--repeats`` rounds after one warm-up each; ratios
-are medians over rounds of paired process CPU seconds on the CPU (wall seconds on a GPU, synchronised).
+activations outgrow the cache). Calls alternate over at least ``--repeats`` rounds after one warm-up each, more
+for cheap cases (about ``--min-seconds`` per side, at most 40: on a shared VM a round's time varies by 10 %);
+ratios are medians over rounds of paired process CPU seconds on the CPU (wall seconds on a GPU, synchronised).
 
-    .venv/bin/python benchmarks/metrics.py [--items 32] [--max-batch 32] [--repeats 3] [--threads 1]
+    .venv/bin/python benchmarks/metrics.py [--items 32] [--max-batch 32] [--repeats 3] [--min-seconds 3] [--threads 1]
 
 Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-metrics.json`` (``...-metrics-<case>-...json`` with ``--cases``).
 """
@@ -43,7 +44,7 @@ from typing import Any, Callable
 import quantus
 import torch
 import torch.nn.functional as F
-from methods import seconds, write_results  # the gradient-method benchmark's timing
+from methods import rounds_for, seconds, write_results  # the gradient-method benchmark's timing
 from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
@@ -209,14 +210,15 @@ def quantus_max_sensitivity(model: nn.Module, method: Method, images: torch.Tens
                                batch_size=len(x))
 
 
-def timed(calls: dict[str, Callable[[], Any]], rounds: int, sync: Callable[[], None]) -> dict[str, list[float]]:
-    """Seconds (CPU on the CPU, synchronised wall on a GPU) of each call over alternating rounds, after a warm-up."""
+def timed(calls: dict[str, Callable[[], Any]], repeats: int, min_seconds: float,
+          sync: Callable[[], None]) -> dict[str, list[float]]:
+    """Seconds (CPU on the CPU, synchronised wall on a GPU) of each call over alternating rounds, after a warm-up:
+    at least ``repeats`` rounds, more for cheap calls (:func:`methods.rounds_for`)."""
     def run(call: Callable[[], Any]) -> None:
         call()
         sync()
 
-    for call in calls.values():
-        run(call)
+    rounds = rounds_for(repeats, min_seconds, max(seconds(lambda: run(call))[0] for call in calls.values()))
     spent: dict[str, list[float]] = {key: [] for key in calls}
     for r in range(rounds):
         for key in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
@@ -235,7 +237,7 @@ def ratio(spent: dict[str, list[float]], key: str, over: str = "ours") -> float:
 
 
 def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-               label: str, name: str, params: dict[str, Any], rounds: int, max_batch: int,
+               label: str, name: str, params: dict[str, Any], repeats: int, min_seconds: float, max_batch: int,
                sync: Callable[[], None]) -> dict[str, Any]:
     """One metric against its floor, ROAD's imputation alone, and the libraries that compute it."""
     metric = create_metric(name, **params, max_batch=max_batch)
@@ -264,7 +266,7 @@ def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
     if name == "deletion":  # Quantus skips the intact image: one forward per item fewer than the RISE curve
         calls["quantus_PixelFlipping"] = quantus_pixel_flipping(model, images, maps, targets, params["steps"])
         row["forwards_per_item"] = {"ours": params["steps"] + 1, "quantus_PixelFlipping": params["steps"]}
-    spent = timed(calls, rounds, sync)
+    spent = timed(calls, repeats, min_seconds, sync)
     row.update({f"{key}_s": value for key, value in spent.items()})
     row["ours_s_per_item"] = statistics.median(spent["ours"]) / len(images)
     row["ratio_floor"] = ratio(spent, "floor")
@@ -279,7 +281,8 @@ def bench_case(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
 
 
 def bench_quantus_road_grey(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-                            rounds: int, max_batch: int, sync: Callable[[], None]) -> list[dict[str, Any]]:
+                            repeats: int, min_seconds: float, max_batch: int,
+                            sync: Callable[[], None]) -> list[dict[str, Any]]:
     """ROAD against ``quantus.ROAD`` on grey images (the configuration where Quantus 0.6 runs)."""
     grey_model, grey = Grey(model).eval(), images.mean(dim=1, keepdim=True)
     rows = []
@@ -289,7 +292,7 @@ def bench_quantus_road_grey(model: nn.Module, images: torch.Tensor, maps: torch.
         calls = {"ours": lambda: metric.score(batch),
                  "quantus_ROAD": quantus_road(grey_model, grey, maps, targets, metric.params["percentages"],
                                               metric.most_relevant_first)}
-        spent = timed(calls, rounds, sync)
+        spent = timed(calls, repeats, min_seconds, sync)
         rows.append({"case": f"{name} (10..90 %), grey", "metric": name, "params": metric.params,
                      "items": len(images), **{f"{key}_s": value for key, value in spent.items()},
                      "ours_s_per_item": statistics.median(spent["ours"]) / len(images),
@@ -314,7 +317,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=32, help="items per call")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per case")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per case, at least")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="more rounds for cheap cases: about this many timed seconds per side (at most 40 rounds)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--max-batch", type=int, default=32,
                         help="inputs per forward pass for every metric (the libraries forward --items at once)")
@@ -334,12 +339,14 @@ def main() -> None:
     maps = blob_maps(args.items, 64, generator).to(device)
     targets = (torch.arange(args.items) % 6).to(device)
     chosen = [case for case in CASES if not args.cases or case[1] in args.cases]
-    results = [bench_case(model, images, maps, targets, *case, args.repeats, args.max_batch, sync) for case in chosen]
+    results = [bench_case(model, images, maps, targets, *case, args.repeats, args.min_seconds, args.max_batch, sync)
+               for case in chosen]
     if not args.cases or {"road_morf", "road_lerf"} & set(args.cases):
-        results += bench_quantus_road_grey(model, images, maps, targets, args.repeats, args.max_batch, sync)
+        results += bench_quantus_road_grey(model, images, maps, targets, args.repeats, args.min_seconds, args.max_batch,
+                                           sync)
     print_table(results)
     payload = {
-        "threads": args.threads, "device": str(device), "max_batch": args.max_batch,
+        "threads": args.threads, "device": str(device), "max_batch": args.max_batch, "min_seconds": args.min_seconds,
         "model": "small_cnn (random weights), 64 px, blob-like maps",
         "versions": {name: version(name) for name in ("torch", "quantus", "grad-cam", "numpy", "scipy")},
         "note": "ratio_floor = bare forward passes / ours; ratio_X = library X / ours (> 1: ours faster); "

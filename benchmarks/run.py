@@ -140,7 +140,7 @@ BENCHMARKS = [
               ("--batch-scale", "8", "--min-seconds", "1")),
     Benchmark("op_counts", [], ["--models", "small_cnn"], True, _op_counts),
     Benchmark("perturbation", [], ["--batch", "4", "--repeats", "1", "--loop-items", "2"], False, _perturbation),
-    Benchmark("metrics", [], ["--items", "8", "--repeats", "1"], True, _metrics),
+    Benchmark("metrics", [], ["--items", "8", "--repeats", "1", "--min-seconds", "0.3"], True, _metrics),
     Benchmark("sanity", [], ["--items", "4", "--rounds", "1", "--floor-rounds", "2"], False, _sanity),
     Benchmark("dag", [], ["--repeats", "1"], False, _dag),
     Benchmark("pipeline", [], ["--items", "8"], True, _pipeline),

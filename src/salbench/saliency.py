@@ -28,7 +28,7 @@ def compute_maps(
     """
     device = torch.device(device) if device is not None else images.device
     n = images.shape[0]
-    maps = [torch.empty((0, *images.shape[-2:]), dtype=torch.float32)]
+    maps = []
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc=method.name, unit="batch", file=sys.stderr) if progress else starts:
         x = images[start : start + batch_size].to(device)
@@ -36,4 +36,6 @@ def compute_maps(
             x = x.float().div_(255)
         batch = method.attribute(model, x, targets[start : start + batch_size].to(device))
         maps.append(batch.detach().to("cpu", torch.float32))
-    return torch.cat(maps)
+    if len(maps) == 1:  # one batch: no copy
+        return maps[0].contiguous()
+    return torch.cat(maps) if maps else torch.empty((0, *images.shape[-2:]), dtype=torch.float32)

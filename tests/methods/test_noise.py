@@ -8,6 +8,7 @@ import torch
 from salbench.methods import create_method
 from salbench.methods import noise
 from salbench.methods.noise import Moments
+from salbench.methods.runs import item_runs
 from salbench.methods.sampling import RowSampler
 from salbench.params import ParamError
 
@@ -88,11 +89,11 @@ def test_vargrad_is_non_negative(base):
 
 @pytest.mark.parametrize("variance", [False, True])
 def test_moments_match_torch_statistics(variance):
-    values = torch.randn(20, 3, 2) * 5 + 100  # a large mean, where E[a^2] - E[a]^2 would cancel
-    items = torch.arange(4).repeat_interleave(5)
+    values = torch.randn(20, 3, 2) * 5 + 100  # 4 items x 5 samples; a large mean, where E[a^2] - E[a]^2 would cancel
     moments = Moments(4, values, variance)
-    for start in range(0, 20, 3):
-        moments.update(items[start : start + 3], values[start : start + 3])
+    for start in range(0, 20, 3):  # runs split across updates
+        moments.update(*item_runs(start, min(start + 3, 20), 5), values[start : start + 3])
+    assert moments.count == [5, 5, 5, 5]
     grouped = values.view(4, 5, 3, 2)
     torch.testing.assert_close(moments.mean, grouped.mean(1))
     if variance:

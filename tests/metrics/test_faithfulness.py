@@ -12,7 +12,7 @@ from torch import nn
 
 from salbench.metrics import ScoringBatch, create_metric
 from salbench.metrics.base import saliency_ranks, top_pixels
-from salbench.metrics.faithfulness import deletion_curves, trapezoid_auc
+from salbench.metrics.faithfulness import deletion_curves, select, trapezoid_auc
 from salbench.models.base import ModelSpec, NormalizedClassifier
 
 SIZE = 8
@@ -335,16 +335,27 @@ def test_pixel_removal_reads_the_probability_the_model_was_trained_for():
     assert not np.array_equal(by_spec, default)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])  # numpy selects / torch does
 @pytest.mark.parametrize("levels", [3, 1000])
-def test_top_pixels_is_the_sorted_order_prefix_with_ties_row_major(levels):
+def test_top_pixels_is_the_sorted_order_prefix_with_ties_row_major(levels, dtype):
     g = torch.Generator().manual_seed(levels)
-    maps = torch.randint(-levels, levels, (4, 5, 7), generator=g).float()  # 3 levels: many ties at every threshold
+    maps = torch.randint(-levels, levels, (4, 5, 7), generator=g).to(dtype)  # 3 levels: many ties at every threshold
     maps[0] = 0.0
     maps[1, 0] = -0.0  # equal to 0.0, as for the sort
     ranks = saliency_ranks(maps)
     for count in range(0, 36):
         torch.testing.assert_close(top_pixels(maps, count), ranks < count, rtol=0, atol=0)
     torch.testing.assert_close(top_pixels(maps, 99), torch.ones(4, 35, dtype=torch.bool))
+
+
+def test_select_is_torch_where_by_arithmetic():
+    g = torch.Generator().manual_seed(0)
+    chosen = torch.rand(6, 1, 5, 7, generator=g) < 0.4
+    fill = torch.tensor([0.5, -0.25, 0.0]).view(1, 3, 1, 1)
+    images = torch.randn(6, 3, 5, 7, generator=g)
+    other = torch.randn(6, 3, 5, 7, generator=g)
+    for first, rest in ((fill, images), (images, other), (images, fill)):
+        torch.testing.assert_close(select(chosen, first, rest), torch.where(chosen, first, rest), rtol=0, atol=0)
 
 
 def test_pixel_removal_matches_a_per_item_sort_with_ties_and_chunks():

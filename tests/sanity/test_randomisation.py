@@ -14,6 +14,7 @@ from salbench.models import build_model, randomisation_order
 from salbench.params import ParamError
 from salbench.sanity.randomisation import (
     ORIGINAL,
+    copy_model,
     randomised_layers,
     stage_groups,
     randomised_stages,
@@ -186,3 +187,18 @@ def test_blocks_that_miss_or_repeat_a_layer_are_an_error():
         stage_groups(model, blocks=blocks[:-1])
     with pytest.raises(ValueError, match="exactly once"):
         stage_groups(model, blocks=[*blocks, ["again", ["net.fc"]]])
+
+
+def test_copy_model_is_a_deep_copy_with_its_own_hooks():
+    model = small_cnn()
+    calls = []
+    model.net.fc.register_forward_hook(lambda *_: calls.append("original"))
+    copied = copy_model(model)
+    assert type(copied) is type(model) and copied.spec == model.spec and not copied.training
+    assert {p.data_ptr() for p in model.parameters()}.isdisjoint(p.data_ptr() for p in copied.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), copied.state_dict().values()))
+    copied.net.features[0].register_forward_hook(lambda *_: calls.append("copy"))  # not on the original
+    model(images(1))
+    assert calls == ["original"]
+    copied(images(1))
+    assert calls == ["original", "copy", "original"]  # the existing hook was copied too

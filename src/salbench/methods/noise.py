@@ -14,13 +14,14 @@ composition or chunking.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
 
 from ..params import ParamError
 from .base import ChannelMethod, Method, check_number, create_method, register_method
+from .runs import item_runs, split_runs
 from .sampling import RowSampler
 
 
@@ -32,54 +33,45 @@ NOISE_BLOCK_ELEMENTS = {"cpu": 0, "gpu": 1 << 24}
 
 
 class Moments:
-    """Per-item running mean (and, with ``variance``, sum of squared deviations), updated chunk by chunk.
+    """Per-item running sum (and, with ``variance``, sum of squared deviations), updated run by run.
 
-    The variance merges each chunk's mean and squared deviations into the running ones (Chan, Golub &
-    LeVeque 1979): numerically stable (no ``E[a^2] - E[a]^2`` cancellation), so it is never negative.
-    Without ``variance`` only sums are kept.
+    Each item's rows in an update are one run (:mod:`.runs`). With ``variance`` each run's mean and squared
+    deviations are merged into the running ones (Chan, Golub & LeVeque 1979): numerically stable (no
+    ``E[a^2] - E[a]^2`` cancellation), so never negative.
     """
 
     def __init__(self, n_items: int, like: torch.Tensor, variance: bool) -> None:
-        self.count = torch.zeros(n_items, dtype=like.dtype, device=like.device)
+        self.count = [0] * n_items
         self.total = torch.zeros((n_items, *like.shape[1:]), dtype=like.dtype, device=like.device)
         self.m2 = torch.zeros_like(self.total) if variance else None
 
-    def _shape(self, n: int) -> tuple[int, ...]:
-        return (n,) + (1,) * (self.total.dim() - 1)
+    def update(self, first: int, counts: Sequence[int], values: torch.Tensor) -> None:
+        """Add ``values``: ``counts[j]`` consecutive rows of item ``first + j``, for each ``j`` in turn."""
+        for item, rows in split_runs(first, counts, values):
+            k, seen = len(rows), self.count[item]
+            total = rows.sum(dim=0)
+            if self.m2 is not None:
+                mean = total / k
+                m2 = (rows - mean).square_().sum(dim=0)
+                if seen:  # merge with the running mean
+                    m2 += (mean - self.total[item] / seen).square_().mul_(seen * k / (seen + k))
+                self.m2[item] += m2
+            self.total[item] += total
+            self.count[item] = seen + k
 
-    def update(self, items: torch.Tensor, values: torch.Tensor, span: tuple[int, int] | None = None) -> None:
-        """Add rows ``values[r]`` of items ``items[r]`` (items sorted, as in item-major chunks).
-
-        ``span`` is ``(items[0], items[-1] + 1)`` where the caller knows it: reading it off a GPU tensor
-        would wait for the device.
-        """
-        if self.m2 is None:
-            self.total.index_add_(0, items, values)
-            self.count.index_add_(0, items, torch.ones_like(items, dtype=self.count.dtype))
-            return
-        first, last = span if span is not None else (int(items[0]), int(items[-1]) + 1)
-        local, shape = items - first, self._shape(last - first)
-        # rows per item (bincount would wait for the device on a GPU)
-        k = torch.zeros(last - first, dtype=values.dtype, device=values.device).index_add_(
-            0, local, torch.ones_like(local, dtype=values.dtype))
-        chunk_mean = torch.zeros_like(self.total[first:last]).index_add_(0, local, values).div_(k.view(shape))
-        chunk_m2 = torch.zeros_like(chunk_mean).index_add_(0, local, (values - chunk_mean[local]).square_())
-        count = self.count[first:last]
-        total = count + k
-        delta = chunk_mean - self.total[first:last] / count.clamp(min=1).view(shape)  # new items: count 0
-        self.m2[first:last] += chunk_m2 + delta.square() * (count * k / total).view(shape)
-        self.total[first:last] += chunk_mean * k.view(shape)
-        self.count[first:last] = total
+    def _counts(self) -> torch.Tensor:
+        shape = (len(self.count),) + (1,) * (self.total.dim() - 1)
+        return torch.tensor(self.count, dtype=self.total.dtype, device=self.total.device).view(shape)
 
     @property
     def mean(self) -> torch.Tensor:
         """Mean per item."""
-        return self.total / self.count.view(self._shape(len(self.count)))
+        return self.total / self._counts()
 
     def variance(self) -> torch.Tensor:
         """Population variance per item (needs ``variance=True``)."""
         assert self.m2 is not None
-        return self.m2 / self.count.view(self._shape(len(self.count)))
+        return self.m2 / self._counts()
 
 
 class NoiseAggregate(Method):
@@ -132,11 +124,11 @@ class NoiseAggregate(Method):
                 noise_block = sampler.normal(every_item[rows], every_sample[rows], tuple(x.shape[1:])).to(x)
             items = every_item[start:stop]
             noisy = noise_block[start % block : start % block + stop - start].mul_(
-                sigma[items].view(-1, 1, 1, 1)).add_(x[items])
-            values = self.transform(self._evaluate(model, noisy, target[items]))
+                sigma.index_select(0, items).view(-1, 1, 1, 1)).add_(x.index_select(0, items))
+            values = self.transform(self._evaluate(model, noisy, target.index_select(0, items)))
             if moments is None:
                 moments = Moments(x.shape[0], values, self.needs_variance)
-            moments.update(items, values, span=(start // n, (stop - 1) // n + 1))
+            moments.update(*item_runs(start, stop, n), values)
         if moments is None:
             raise ValueError(f"method {self.name!r} needs at least one item")
         aggregate = self.aggregate(moments)

@@ -18,6 +18,7 @@ from ..params import check_choice
 from .base import ChannelMethod, check_number, register_method
 from .baselines import BASELINES, gaussian_blur, make_baseline
 from .gradient import input_gradient
+from .runs import add_runs_
 from .sampling import RowSampler
 
 QUADRATURES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -60,10 +61,10 @@ def accumulate_gradients(
     every = torch.arange(count, device=inputs.device)
     every_item, every_sample = every // n, every % n
     for start in range(0, count, internal_batch_size):
-        chunk = slice(start, start + internal_batch_size)
-        items, samples = every_item[chunk], every_sample[chunk]
+        stop = min(start + internal_batch_size, count)
+        items, samples = every_item[start:stop], every_sample[start:stop]
         points, scales = rows(items, samples)
-        total.index_add_(0, items, input_gradient(model, points, target[items]) * scales)
+        add_runs_(total, start, stop, n, input_gradient(model, points, target.index_select(0, items)) * scales)
     return total
 
 
@@ -107,7 +108,7 @@ class IntegratedGradients(ChannelMethod):
         alphas, weights = (torch.tensor(v, dtype=x.dtype, device=x.device) for v in nodes)
 
         def rows(items: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            points = baseline[items] + alphas[steps].view(-1, 1, 1, 1) * delta[items]
+            points = baseline.index_select(0, items) + alphas[steps].view(-1, 1, 1, 1) * delta.index_select(0, items)
             return points, weights[steps].view(-1, 1, 1, 1)
 
         return delta * accumulate_gradients(model, x, target, p["n_steps"], rows, p["internal_batch_size"])
@@ -161,11 +162,12 @@ class ExpectedGradients(ChannelMethod):
             draws = sampler.rows(items, samples)
             alphas, sigmas = draws.uniform((2,)).to(x).unbind(1)
             alphas = alphas.view(-1, 1, 1, 1)
+            inputs = x.index_select(0, items)
             if p["reference"] == "uniform":
                 references = draws.uniform(shape, stream=1).to(x)
             else:
-                references = gaussian_blur(x[items], (1 - sigmas) * p["blur_sigma"], p["blur_sigma"])
-            delta = x[items] - references
+                references = gaussian_blur(inputs, (1 - sigmas) * p["blur_sigma"], p["blur_sigma"])
+            delta = inputs - references
             return references + alphas * delta, delta / p["n_samples"]
 
         return accumulate_gradients(model, x, target, p["n_samples"], rows, p["internal_batch_size"])

