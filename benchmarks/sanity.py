@@ -47,7 +47,7 @@ On the embedded default's CNN (``small_cnn``, random weights, 64 px RGB, one tor
     seeds give other re-initialisations; how far those scores are from Quantus' is reported too
     (``max_diff_own_seeds``), as a scale for the agreement.
 
-    .venv/bin/python benchmarks/sanity.py [--items 16] [--rounds 2] [--floor-rounds 4] [--threads 1]
+    .venv/bin/python benchmarks/sanity.py [--items 16] [--rounds 2] [--floor-rounds 8] [--threads 1]
 
 Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-sanity.json``.
 """
@@ -439,7 +439,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=16, help="items per call")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds of (b), ours vs Quantus")
-    parser.add_argument("--floor-rounds", type=int, default=4, help="timed rounds of (a), cascade vs floor")
+    parser.add_argument("--floor-rounds", type=int, default=8, help="timed rounds of (a), cascade vs floor")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
