@@ -28,7 +28,7 @@ def compute_maps(
     """
     device = torch.device(device) if device is not None else images.device
     n = images.shape[0]
-    maps = []
+    maps: list[torch.Tensor] = []
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc=method.name, unit="batch", file=sys.stderr) if progress else starts:
         x = images[start : start + batch_size].to(device)
