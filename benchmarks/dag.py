@@ -10,7 +10,7 @@ the no-op run skips the params/code comparisons it would read from a real run's 
 per output). Each timing is the median (and the minimum, the least disturbed by other load) of ``--repeats``
 runs, in wall seconds including Python start-up and the Snakefile's parse.
 
-    .venv/bin/python benchmarks/dag.py [--dataset-copies 1] [--method-copies 2] [--repeats 3]
+    .venv/bin/python benchmarks/dag.py [--dataset-copies 1] [--method-copies 4] [--repeats 3]
 
 Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-dag.json``.
 """
@@ -91,7 +91,8 @@ def planned_total(output: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-copies", type=int, default=1, help="copies of the default's data sets")
-    parser.add_argument("--method-copies", type=int, default=2, help="copies of the default's methods")
+    parser.add_argument("--method-copies", type=int, default=4,
+                        help="copies of the default's methods (4: about 1,150 jobs with the default config)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each kind (median reported)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
