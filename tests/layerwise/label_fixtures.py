@@ -15,6 +15,7 @@ from salbench.store import object_strings, write_store
 CLASSES = ["circle", "square", "triangle"]
 LAYERS = ["block1", "block2", "block3"]
 SIZE = 16
+FMAP_SIZES = [8, 4, 2]  # each layer's feature-map side: upscale factors 2, 4, 8 to the 16 px images
 N_CLUSTERS = 8
 
 
@@ -43,6 +44,8 @@ def cluster_dataset(n_items: int = 3, kept: int = 3, seed: int = 0) -> xr.Datase
             "item": object_strings([f"eval-{i:05d}" for i in range(n_items)]),
             "target": ("item", np.arange(n_items, dtype=np.int64) % len(CLASSES)),
             "layer": object_strings(LAYERS),
+            "fmap_height": ("layer", np.array(FMAP_SIZES, np.int64)),
+            "fmap_width": ("layer", np.array(FMAP_SIZES, np.int64)),
             "cluster": np.arange(N_CLUSTERS, dtype=np.int64),
         },
         attrs={"dataset": "toy", "model": "net"},

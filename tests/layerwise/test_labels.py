@@ -12,8 +12,9 @@ import pytest
 
 from salbench.layerwise.explain import (global_explanations, merge_clusters, merge_groups, merged_map, merged_scores,
                                         run_labels)
-from salbench.layerwise.labels import (LabelFileError, game_scores, ingest, read_label_file, sentence_embedder,
-                                       load_sentence_model, strip_class_name, synonym_table)
+from salbench.layerwise.labels import (LabelFileError, cluster_embeddings, game_scores, ingest, lemma_forms,
+                                       load_sentence_model, read_label_file, representative, sentence_embedder,
+                                       strip_class_name, synonym_table)
 from salbench.store import open_store
 
 from .label_fixtures import answer, label_doc, write_labels, write_stores
@@ -38,16 +39,38 @@ def test_synonym_labels_merge_unrelated_do_not(embed):
     assert syn["sharp corner"] == "corner" and syn["blue background"] in {"blue", "background"}
 
 
-def test_lemmas_map_to_the_most_frequent_surface_form(embed):
+def test_lemmas_map_to_the_representative_most_label_clusters_have(embed):
     # "corners" and "corner" land in different label clusters whose representatives share the lemma
     table = synonym_table(["corners", "corners", "corner", "blue sky", "blue background", "red", "dark red"], embed)
     syn = _synonyms(table)
-    assert syn["corner"] == syn["corners"] == "corners"
+    assert syn["corner"] == syn["corners"] and syn["corner"] in {"corner", "corners"}
     assert syn["red"] != syn["corner"]
 
 
+def test_lemma_forms_count_label_clusters_ties_go_to_the_first():
+    # the authors count representatives (one per label cluster), not answers: "corner" is given by two clusters
+    assert lemma_forms(["corners", "corner", "red", "corner"]) == {"corners": "corner", "corner": "corner",
+                                                                   "red": "red"}
+    assert lemma_forms(["corners", "corner"]) == {"corners": "corners", "corner": "corners"}  # tie: the first
+
+
+def test_representative_weighs_each_label_by_its_answers():
+    # "red" (3 answers) and "blue" (1 answer), orthogonal embeddings: red's summed similarity is 3, blue's 1
+    # (counting each distinct label once ties them, and the tie would go to "blue")
+    e = np.eye(2)
+    assert representative(["red", "blue"], e, [3, 1], {"red": e[0], "blue": e[1]}) == "red"
+    assert representative(["red", "blue"], e, [1, 3], {"red": e[0], "blue": e[1]}) == "blue"
+
+
+def test_representative_skips_the_authors_extra_stop_words():
+    e = np.eye(2)
+    assert representative(["left wing"], e[:1], [1], {"left": e[0], "wing": e[1]}) == "wing"
+
+
 def test_strip_class_name():
-    assert strip_class_name("Big Circles outline.", "circle") == "big outline"
+    assert strip_class_name("Big Circle outline.", "circle") == "big outline"
+    assert strip_class_name("the circle's rim", "circle") == "the rim"
+    assert strip_class_name("Big Circles outline.", "circle") == "big circles outline"  # the authors keep plurals
     assert strip_class_name("a chain saw blade", "chain_saw") == "a blade"
     assert strip_class_name("circle", "circle") == ""
     assert strip_class_name("encircled", "circle") == "encircled"
@@ -94,22 +117,27 @@ def test_merge_clusters_table():
 
 
 def test_global_explanations_mean_and_slope():
-    # class 0: "round" scores 1, 2, 3 at layers a, b, c (two images at b: 1.5 and 2.5, mean 2); "edge" only at c;
-    # class 1: "spiky" at layer a only
+    # cluster scores (unmerged), layers a, b, c. Class 0: "round" 1 at a, 1.5 and 2.5 at b (mean 2), none at c
+    # (0) -> [1, 2, 0], slope -0.5; "edge" 4 and 2 at c on two clusters that have it (mean 3; the cluster at c
+    # without it does not count) -> [0, 0, 3], slope 1.5. Class 1: "spiky" 1 at a only -> [1, 0, 0], slope -0.5
     rows = []
-    for image, target, layer, synonym, score in [
-            ("i0", 0, "a", "round", 1.0), ("i0", 0, "b", "round", 1.5), ("i1", 0, "b", "round", 2.5),
-            ("i0", 0, "c", "round", 3.0), ("i0", 0, "c", "edge", 4.0), ("i2", 1, "a", "spiky", 1.0)]:
-        rows.append({"dataset": "toy", "model": "net", "image": image, "target": target, "layer": layer, "group": 0,
-                     "clusters": "0", "weight": 10.0, "synonym": synonym, "score": score, "rank": 1})
+    for image, target, layer, cluster, synonym, score in [
+            ("i0", 0, "a", 0, "round", 1.0), ("i0", 0, "b", 0, "round", 1.5), ("i1", 0, "b", 0, "round", 2.5),
+            ("i0", 0, "c", 0, "edge", 4.0), ("i1", 0, "c", 1, "edge", 2.0), ("i1", 0, "c", 2, "spiky", 9.0),
+            ("i2", 1, "a", 0, "spiky", 1.0)]:
+        rows.append({"dataset": "toy", "model": "net", "image": image, "target": target, "layer": layer,
+                     "cluster": cluster, "synonym": synonym, "score": score})
     per_layer, trends = global_explanations(pd.DataFrame(rows), {("toy", "net"): ["a", "b", "c"]})
-    means = per_layer.set_index(["target", "layer", "synonym"])["score"]
-    assert means[(0, "b", "round")] == pytest.approx(2.0) and means[(0, "c", "edge")] == pytest.approx(4.0)
-    assert means[(0, "a", "edge")] == pytest.approx(0.0)  # a labelled group without the characteristic counts as 0
-    assert (0, "a", "spiky") not in means.index and (1, "a", "round") not in means.index  # never given there
+    table = per_layer.set_index(["target", "layer", "synonym"])
+    means, counts = table["score"], table["n_clusters"]
+    assert means[(0, "b", "round")] == pytest.approx(2.0) and counts[(0, "b", "round")] == 2
+    assert means[(0, "c", "edge")] == pytest.approx(3.0) and counts[(0, "c", "edge")] == 2
+    assert means[(0, "c", "round")] == 0.0 and counts[(0, "c", "round")] == 0  # every layer, 0 where not given
+    assert (1, "a", "round") not in means.index  # never given for class 1
+    assert len(per_layer) == 3 * 3 + 1 * 3  # class 0: round, edge, spiky; class 1: spiky; three layers each
     slopes = trends.set_index(["target", "synonym"])["slope"]
-    assert slopes[(0, "round")] == pytest.approx(1.0) and slopes[(0, "edge")] == pytest.approx(2.0)
-    assert np.isnan(slopes[(1, "spiky")])  # one layer: no trend
+    assert slopes[(0, "round")] == pytest.approx(-0.5) and slopes[(0, "edge")] == pytest.approx(1.5)
+    assert slopes[(1, "spiky")] == pytest.approx(-0.5) and set(trends["n_layers"]) == {3}
 
 
 @pytest.mark.parametrize("change, message", [
@@ -141,12 +169,14 @@ def test_ingest_skips_unknown_clusters_and_rejects_unknown_stores(tmp_path, capl
     clusters, _ = write_stores(tmp_path)
     store = open_store(clusters)
     rows = [answer(), answer(cluster=5), answer(layer="block9"), answer(image="eval-00099"),
-            answer(label=1, guess=1), answer(characteristic="Circles")]
+            answer(label=1, guess=1), answer(characteristic="Circle's"), answer(step=5, guess=None),
+            answer(characteristic="square with a hole", guess=1)]
     lf = read_label_file(write_labels(tmp_path / "l.json", label_doc(rows)))
     with caplog.at_level(logging.WARNING):
         table, skipped = ingest([lf], {("toy", "net"): store})
-    assert len(table) == 1 and table["text"].iloc[0] == "round" and bool(table["correct"].iloc[0])
-    assert skipped == {"not_in_store": 3, "label_mismatch": 1, "empty": 1}
+    # the guessed class's name is stripped (the authors process each guessed class's labels), not the true one's
+    assert table["text"].tolist() == ["round", "with a hole"] and table["correct"].tolist() == [True, False]
+    assert skipped == {"not_in_store": 3, "label_mismatch": 1, "empty": 1, "resigned": 1}
     assert "skipped 3 label(s)" in caplog.text
     with pytest.raises(LabelFileError, match="no cluster store for toy/net"):
         ingest([lf], {("toy", "other"): store})
@@ -168,12 +198,14 @@ def test_run_labels_end_to_end(tmp_path, embed):
     summary = run_labels([clusters], [path], tmp_path / "out", embed)
     assert summary["answers"] == len(rows) and summary["skipped"] == {}
     merged = pd.read_parquet(tmp_path / "out" / "merged.parquet")
-    syn = pd.read_csv(tmp_path / "out" / "synonyms.csv").set_index("text")["synonym"]
+    synonyms = pd.read_csv(tmp_path / "out" / "synonyms.csv")
+    assert set(synonyms["guessed_label_id"]) == {0, 1, 2}  # one label analysis per guessed class
+    syn = synonyms[synonyms["guessed_label_id"] == 0].set_index("text")["synonym"]
     assert syn["round"] == syn["circular shape"] != syn["sharp corner"]
     # the three clusters of each image and layer keep distinct best characteristics: nothing merges
     assert merged.groupby(["image", "layer"])["clusters"].nunique().eq(3).all()
     trends = pd.read_csv(tmp_path / "out" / "trends.csv")
-    assert np.allclose(trends["slope"], 0.0)  # the same answers at both layers: flat trends
+    assert np.allclose(trends["slope"], 0.0)  # the same answers at block1 and block3, none at block2: flat
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["sentence_model"].endswith("all-MiniLM-L6-v2")
 
 
@@ -206,3 +238,22 @@ def test_cli_reports_label_file_errors(tmp_path):
     path = write_labels(tmp_path / "bad.json", label_doc([answer(step=9)]))
     with pytest.raises(SystemExit, match=r"bad.json: answers\[0\].percentile"):
         main(["labels", "--clusters", str(clusters), "--labels", str(path), "--out", str(tmp_path / "out")])
+
+
+def test_label_clusters_are_chosen_by_the_euclidean_silhouette():
+    # the authors score k with scikit-learn's default (Euclidean) silhouette on the embeddings
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        points = rng.normal(size=(7, 3))
+        points /= np.linalg.norm(points, axis=1, keepdims=True)
+        fits = {k: AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="complete").fit_predict(points)
+                for k in range(2, 7)}
+        euclid = max(fits, key=lambda k: (silhouette_score(points, fits[k]), -k))
+        cosine = max(fits, key=lambda k: (silhouette_score(points, fits[k], metric="cosine"), -k))
+        if euclid != cosine:
+            break
+    assert euclid != cosine, "no example where the two silhouettes choose differently"
+    assert len(np.unique(cluster_embeddings(points))) == euclid

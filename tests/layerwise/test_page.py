@@ -2,42 +2,76 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from salbench.layerwise.labels import Q_PERCENT, RESIGN_STEP, ingest, read_label_file
-from salbench.layerwise.page import reveal_frames, reveal_masks, write_labelling_page
+from salbench.layerwise.page import (blur_sigma, page_data, reveal_frames, reveal_masks, tiled_heatmap,
+                                     write_labelling_page)
 from salbench.store import open_store
 
 from .label_fixtures import CLASSES, write_stores
 
 
-def test_reveal_masks_reveal_the_top_q_percent_nested():
-    rng = np.random.default_rng(0)
-    cmap = rng.random((20, 30))
-    hard = reveal_masks(cmap, map_sigma=0.0, mask_sigma=0.0)
-    assert hard.shape == (len(Q_PERCENT), 20, 30)
-    for i, q in enumerate(Q_PERCENT):
-        revealed = hard[i] == 1
-        assert revealed.sum() == math.ceil(q / 100 * cmap.size)
-        assert cmap[revealed].min() > cmap[~revealed].max()  # exactly the top of the map
-        if i:
-            assert np.all(hard[i] >= hard[i - 1])  # each step reveals more
-    soft = reveal_masks(cmap)  # smoothed map, blurred mask: revealed pixels stay fully visible, edges in (0, 1)
-    assert np.all((soft >= 0) & (soft <= 1)) and (soft == 1).sum(axis=(1, 2)).tolist() == [
-        math.ceil(q / 100 * cmap.size) for q in Q_PERCENT]
+@pytest.mark.parametrize("image_side, fmap_side, sigma", [
+    (256, 128, 3.0), (256, 64, 6.0), (256, 32, 12.0), (256, 16, 16.0), (512, 16, 24.0),  # the authors' table
+    (224, 56, 6.0), (224, 14, 16.0), (30, 10, 3.0), (64, 64, 3.0),  # factor 3 and 1: their default 3
+])
+def test_blur_sigma_by_upscale_factor(image_side, fmap_side, sigma):
+    assert blur_sigma(image_side, fmap_side) == sigma
 
 
-def test_reveal_frames_blend_to_grey_and_resize_the_map():
+def test_reveal_masks_reveal_every_pixel_at_or_above_the_percentile():
+    # a 10 x 10 map at feature-map resolution (no resize, no tiling): two pixels of 1 on a plateau of 0.
+    # q = 2 %: the 98th percentile of 98 zeros and 2 ones is 0.02 (linear), so the two ones are revealed;
+    # q = 4.5 %: the 95.5th percentile is 0, so the whole plateau is (ties are all revealed)
+    cmap = np.zeros((10, 10))
+    cmap[0, 0] = cmap[9, 9] = 1.0
+    masks = reveal_masks(cmap, (10, 10), (10, 10))
+    hard = np.zeros((10, 10))
+    hard[0, 0] = hard[9, 9] = 1.0
+    blurred = ndimage.gaussian_filter(hard, 3.0, mode="nearest", truncate=1.5)  # factor 1: sigma 3
+    np.testing.assert_allclose(masks[0], blurred, atol=1e-12)
+    np.testing.assert_allclose(masks[1:], 1.0, atol=1e-12)
+    assert masks[0, 0, 0] < 1  # the blur dims revealed pixels too
+
+
+def test_reveal_tiles_the_feature_map_grid_and_blurs_by_its_factor():
+    # a 16 px map whose 4 x 4 blocks are constant: the 4 x 4 feature-map grid, upscale factor 4 -> sigma 6
+    grid = np.arange(16, dtype=float).reshape(4, 4) / 15
+    cmap = np.kron(grid, np.ones((4, 4)))
+    tiled = tiled_heatmap(cmap, (4, 4), (16, 16))
+    blocks = tiled.reshape(4, 4, 4, 4).transpose(0, 2, 1, 3).reshape(16, 16)
+    assert np.all(blocks == blocks[:, :1])  # one value per feature-map cell
+    assert np.array_equal(np.argsort(blocks[:, 0]), np.arange(16))  # in the grid's order
+    masks = reveal_masks(cmap, (4, 4), (16, 16))
+    hard = np.zeros((16, 16))
+    hard[12:, 12:] = 1.0  # q = 2 %: the 98th percentile falls inside the top cell, which is revealed whole
+    expected = ndimage.gaussian_filter(hard, 6.0, mode="nearest", truncate=1.5)
+    np.testing.assert_allclose(masks[0], expected, atol=1e-12)
+
+
+def test_reveal_frames_multiply_the_image_on_black():
     image = np.full((8, 8, 3), 200, np.uint8)
-    cmap = np.zeros((4, 4))
-    cmap[0, 0] = 1.0
-    frames = reveal_frames(image, cmap, map_sigma=0.0, mask_sigma=0.0)
-    assert len(frames) == len(Q_PERCENT) and frames[0].shape == (8, 8, 3)
-    assert frames[0][0, 0].tolist() == [200, 200, 200] and frames[0][7, 7].tolist() == [128, 128, 128]
+    cmap = np.zeros((8, 8))
+    cmap[0, :2] = 1.0  # 2 of 64 pixels: the 98th percentile is 0.74, so q = 2 % reveals just these
+    frames = reveal_frames(image, cmap, (8, 8))
+    assert len(frames) == len(Q_PERCENT) and frames[0].shape == (8, 8, 3) and frames[0].dtype == np.uint8
+    hard = np.zeros((8, 8))
+    hard[0, :2] = 1.0
+    mask = ndimage.gaussian_filter(hard, 3.0, mode="nearest", truncate=1.5)
+    np.testing.assert_array_equal(frames[0][..., 0], np.floor(200 * mask).astype(np.uint8))
+    assert frames[0][7, 7].tolist() == [0, 0, 0]  # black, not grey, where nothing is revealed
+
+
+def test_page_needs_the_feature_map_sizes(tmp_path):
+    clusters, data = write_stores(tmp_path, n_items=1)
+    store = open_store(clusters).drop_vars(["fmap_height", "fmap_width"])
+    with pytest.raises(ValueError, match="fmap_height/fmap_width"):
+        page_data(store, open_store(data), 1, "toy", "net")
 
 
 def test_page_is_self_contained(tmp_path):
@@ -87,5 +121,5 @@ def test_page_game_in_chromium_saves_an_ingestible_label_file(tmp_path, browser)
     assert rows == [(0, 2, 0, "block1", 0, "round outline"), (0, 2, 0, "block1", 0, "red blob"),
                     (1, RESIGN_STEP, None, "block1", 1, "sharp corner"), (2, 0, 2, "block1", 2, "")]
     table, skipped = ingest([labels], {("toy", "net"): open_store(clusters)})
-    assert table["text"].tolist() == ["round outline", "red blob", "sharp corner"]
-    assert table["correct"].tolist() == [True, True, False] and skipped == {"empty": 1}
+    assert table["text"].tolist() == ["round outline", "red blob"]  # resigned answers join no class's labels
+    assert table["correct"].tolist() == [True, True] and skipped == {"resigned": 1, "empty": 1}

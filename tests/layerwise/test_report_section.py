@@ -40,8 +40,11 @@ def test_section_draws_maps_and_trends(tmp_path):
     images = re.findall(r'src="([^"]+)"', html)
     assert images == ["figures/layerwise_maps_toy_net.png", "figures/layerwise_trends_toy_net.png"]
     assert all((tmp_path / "report" / name).stat().st_size > 0 for name in images)
-    # per class, the characteristics by mean score over layers ("sharp" ties "edge(s)" and comes first)
-    assert "<td>circle</td><td>sharp (0.42" in html and "<td>square</td><td>object (0.12, slope n/a)" in html
+    # per class, the characteristics by mean score over the three layers (0 where not given): "sharp" (the
+    # representative of "sharp edge(s)") 0.9 and 0.8 at block1 -> [0.85, 0, 0]; "object" [0, 0, 1.0]; "hole"
+    # [0, 0, 0.7]. The resigned answer (the only one for class 1, square) joins no class's labels
+    assert ("<td>circle</td><td>object (0.33, slope +0.50), sharp (0.28, slope -0.43), hole (0.23, slope +0.35)"
+            in html and "<td>square</td>" not in html)
     assert "0+1" in set(pd.read_parquet(out / "merged.parquet")["clusters"])
 
 

@@ -43,6 +43,7 @@ def test_job_writes_the_documented_store_deterministically(tmp_path):
     assert ds["n_kept_channels"].dtype == np.int16
     assert [str(i) for i in ds["item"].values] == ["i0", "i1"] and ds["target"].values.tolist() == [0, 1]
     assert [str(v) for v in ds["layer"].values] == LAYERS and ds["cluster"].values.tolist() == list(range(K_MAX))
+    assert ds["fmap_height"].values.tolist() == ds["fmap_width"].values.tolist() == [32, 16, 8, 4]  # 32 px input
     attrs = ds.attrs
     assert attrs["method"] == "inv_cluster_maps" and attrs["n_items"] == 2 and attrs["seed"] == 3
     assert attrs["layers"] == LAYERS and "0.9" in attrs["silhouette"] and attrs["params"]["k_range"] == [3, 8]

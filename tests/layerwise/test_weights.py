@@ -9,6 +9,7 @@ from salbench.layerwise.weights import (
     kept_channels,
     layer_activations_and_grads,
     percent_weights,
+    prune_threshold,
 )
 from salbench.models import build_model
 
@@ -53,12 +54,12 @@ def test_hand_worked_weights_percentages_and_channel_filter():
     torch.testing.assert_close(w, torch.tensor([[0.25, 2.0, 0.25, 0.0]]))
     percent = percent_weights(w)
     torch.testing.assert_close(percent, torch.tensor([[10.0, 80.0, 10.0, 0.0]]))
-    assert kept_channels(percent).tolist() == [[False, True, False, False]]  # 89.6 / 4 = 22.4 %
+    assert kept_channels(percent).tolist() == [[False, True, False, False]]  # 76.8 / 4 = 19.2 %
     # class 0 (gradient -V): positive at channel 0's (0,1) where A = 2 (w = 1/4) and channel 2's (1,0) (w = 4/4)
     (acts,), (grads,), _ = layer_activations_and_grads(model, ["feat"], a, torch.tensor([0]))
     percent = percent_weights(guided_channel_weights(acts, grads))
     torch.testing.assert_close(percent, torch.tensor([[20.0, 0.0, 80.0, 0.0]]))
-    assert kept_channels(percent).tolist() == [[False, False, True, False]]
+    assert kept_channels(percent).tolist() == [[True, False, True, False]]  # 20 % > 19.2 % (89.6 / 4 dropped it)
 
 
 def test_a_layer_without_positive_guided_gradient_keeps_no_channel():
@@ -67,11 +68,24 @@ def test_a_layer_without_positive_guided_gradient_keeps_no_channel():
     assert kept_channels(percent).tolist() == [[False, False, False], [False, True, False]]
 
 
-def test_channels_at_the_threshold_are_dropped():
-    n = 8  # threshold 89.6 / 8 = 11.2 %
-    percent = torch.tensor([[11.2, 11.3, 40.0, 37.5, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
-    assert kept_channels(percent).tolist() == [[False, True, True, True, False, False, False, False]]
-    assert percent.shape[1] == n
+# the authors' computeDiscardValue (main.ipynb), written out by hand: 76.8 / N below 64 channels, then a table
+AUTHORS_THRESHOLDS = [(4, 19.2), (8, 9.6), (16, 4.8), (32, 2.4), (48, 1.6), (64, 1.4), (100, 1.4), (128, 0.7),
+                      (200, 0.7), (256, 0.35), (384, 0.35), (512, 0.175), (2048, 0.175)]
+
+
+@pytest.mark.parametrize("n, threshold", AUTHORS_THRESHOLDS)
+def test_prune_threshold_is_the_authors_table(n, threshold):
+    assert prune_threshold(n) == pytest.approx(threshold, rel=1e-12)
+    if n < 64 or n > 512 or n & (n - 1):  # below 64 channels and between powers of two, 89.6 / N is not theirs
+        assert threshold != pytest.approx(89.6 / n)
+
+
+@pytest.mark.parametrize("n, below, above", [(16, 4.8, 4.9), (32, 2.4, 2.5), (64, 1.4, 1.41)])
+def test_channels_at_the_threshold_are_dropped_above_kept(n, below, above):
+    # 16 and 32 channels (the demo CNN's first layers): 76.8 / N, so 5.5 % (16) and 2.5 % (32) are kept where
+    # 89.6 / N (5.6 %, 2.8 %) dropped them
+    percent = torch.tensor([[below, above, 5.5, 100 - below - above - 5.5] + [0.0] * (n - 4)], dtype=torch.float64)
+    assert kept_channels(percent)[0].tolist() == [False, True, True, True] + [False] * (n - 4)
 
 
 def test_all_layers_in_one_pass_match_single_layer_passes_and_hooks_are_removed():
@@ -98,3 +112,20 @@ def test_the_specs_layerwise_layers_are_rectified_feature_maps_shallow_to_deep(a
     assert all(a.dim() == 4 and (a >= 0).all() and a.shape == g.shape for a, g in zip(acts, grads))
     assert [a.shape[1] for a in acts] == [16, 32, 64, 128]
     assert all(a.shape[-1] >= b.shape[-1] for a, b in zip(acts, acts[1:]))
+
+
+def test_vgg16_explains_the_authors_conv_layers_5_to_13_after_their_relu():
+    from torchvision.models import vgg16
+
+    from salbench.models.pretrained import VGG16_SPEC
+
+    # conv3_1 .. conv5_3 are torchvision's features 10, 12, 14, 17, 19, 21, 24, 26, 28; Keras' Conv2D(relu)
+    # output is the ReLU that follows each
+    expected = [f"net.features.{i}" for i in (11, 13, 15, 18, 20, 22, 25, 27, 29)]
+    assert list(VGG16_SPEC.layerwise) == expected
+    with torch.device("meta"):
+        features = vgg16().features
+    convs = [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+    for n, name in enumerate(expected, start=5):
+        i = int(name.rsplit(".", 1)[1])
+        assert isinstance(features[i], nn.ReLU) and i - 1 == convs[n - 1]  # the ReLU of the n-th conv

@@ -1,5 +1,8 @@
 """Cluster maps of one layer (Bianchi et al., IJCAI 2024, arXiv:2405.03301; the authors' "agglomerative_pruned").
 
+Follows ``Antonio-Dee/interpretable-network-visualizations``, ``Code/Feature Map Analysis/main.ipynb`` (the
+"Agglomerative Clustering with thresholding" cell, ``reshape_fmaps``, ``compute_cluster_mean``).
+
 The kept feature maps of a layer, each min-max normalised and flattened, are reduced by PCA
 (``min(50, #maps, #pixels)`` components) and t-SNE (2-D, scikit-learn defaults, seeded), then grouped by
 Ward agglomerative clustering into k = 3..8 clusters, k chosen by silhouette. A cluster weighs the sum of its
@@ -7,7 +10,9 @@ channels' percent weights; clusters lighter than ``max(max W / 3, mean W / 2)`` 
 the weight-averaged activation of its channels, upsampled to the input and min-max normalised.
 
 Choices the paper does not face (it clusters 256-512 maps per layer) are documented where they are made:
-t-SNE's perplexity below the number of maps, and fewer than four kept maps.
+t-SNE's perplexity below the number of maps, and fewer than four kept maps (the authors' code would fail on
+both). Two details differ on purpose: the cluster-weight filter compares unrounded weights (theirs rounds W_C
+to 3 decimals first), and a constant cluster map becomes zeros (theirs keeps its raw values).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """Labelled cluster maps: merging by best characteristic, global explanations, and the ``salbench labels`` job.
 
-Bianchi et al., IJCAI 2024 (arXiv:2405.03301). Within an image and layer, cluster maps whose best
-characteristic (highest game score) coincides are merged, transitively: the merged weight is the sum of the
-members' weights W_C, the merged map their W-weighted average, and each characteristic's merged score
-``sum_C W_C score_C / sum_C W_C`` (a characteristic a member lacks scores 0 there). Global explanations:
-per class and layer, the mean score of each characteristic over the labelled (merged) cluster maps of that
-class's images at that layer, and its trend across layers (least-squares slope against the layer's index).
+Bianchi et al., IJCAI 2024 (arXiv:2405.03301). Merging follows ``Antonio-Dee/interpretable-network-
+visualizations``, ``Code/Label Analysis/explainations_utils.py`` (``merge_clusters_on_best_characteristics``,
+``create_and_save_plot``): within an image and layer, cluster maps whose best characteristic (highest game
+score) coincides are merged, transitively: the merged weight is the sum of the members' weights W_C, the merged
+map their W-weighted average, and each characteristic's merged score ``sum_C W_C score_C / sum_C W_C`` (a
+characteristic a member lacks scores 0 there). Global explanations follow ``Code/Label Analysis/
+testing&global.ipynb`` (``make_label_plot``): per class, layer and characteristic, the mean score over the
+class's (unmerged) cluster maps at that layer that were given the characteristic (0 where none was), and its
+trend: the least-squares slope of that mean over all the model's explained layers against the layer's index.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import pandas as pd
 import xarray as xr
 
 from ..store import atomic_path, open_store, write_table
-from .labels import (SENTENCE_MODEL, SCORE_KEYS, Embedder, LabelFile, game_scores, ingest, load_sentence_model,
-                     read_label_file, sentence_embedder, synonym_table)
+from .labels import (CLASS_KEYS, SENTENCE_MODEL, Embedder, LabelFile, class_synonyms, game_scores, ingest,
+                     load_sentence_model, read_label_file, sentence_embedder)
 
 log = logging.getLogger(__name__)
 
@@ -92,35 +95,33 @@ def merge_clusters(cluster_scores: pd.DataFrame, weights: pd.DataFrame) -> pd.Da
     return pd.DataFrame(rows, columns=MERGED_COLUMNS)
 
 
-def global_explanations(merged: pd.DataFrame, layer_order: dict[tuple[str, str], list[str]]
+def global_explanations(cluster_scores: pd.DataFrame, layer_order: dict[tuple[str, str], list[str]]
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (dataset, model, class, layer, synonym) mean score over merged cluster maps; per-class trends.
+    """Per (dataset, model, class, layer, synonym) mean score over the class's cluster maps; per-class trends.
 
-    The mean runs over every labelled merged group of the class's images at that layer (0 where the group
-    lacks the characteristic); characteristics never given for the class are left out. Trend: least-squares
-    slope of that mean against the layer's index in ``layer_order[(dataset, model)]``, over the layers with
-    labelled groups of the class (NaN with fewer than 2).
+    ``cluster_scores``: :func:`~salbench.layerwise.labels.game_scores`' table. For every characteristic given
+    for a class and every layer of ``layer_order[(dataset, model)]``: the mean of its scores over the class's
+    cluster maps at that layer that were given it (``n_clusters`` of them; score 0 where there are none).
+    Trend: least-squares slope of those means against the layer's index over all the layers (NaN with one).
     """
     keys = ["dataset", "model", "target"]
-    per_layer_cols = [*keys, "layer", "layer_index", "synonym", "score", "n_groups"]
+    per_layer_cols = [*keys, "layer", "layer_index", "synonym", "score", "n_clusters"]
     trend_cols = [*keys, "synonym", "slope", "n_layers"]
-    if merged.empty:
+    if cluster_scores.empty:
         return pd.DataFrame(columns=per_layer_cols), pd.DataFrame(columns=trend_cols)
-    wide = merged.pivot_table(index=[*GROUP_KEYS, "group"], columns="synonym", values="score", aggfunc="sum",
-                              fill_value=0.0)
-    by_layer = wide.groupby(level=["dataset", "model", "target", "layer"])
-    means = by_layer.mean().stack().rename("score").reset_index()
-    means = means.merge(by_layer.size().rename("n_groups").reset_index(), on=[*keys, "layer"])
-    means["layer_index"] = [layer_order[(d, m)].index(layer) for d, m, layer in
-                            zip(means["dataset"], means["model"], means["layer"])]
-    given = means.groupby([*keys, "synonym"])["score"].transform("max") > 0  # ever given for the class
-    means = means[given][per_layer_cols].sort_values([*keys, "layer_index", "synonym"], ignore_index=True)
-    trends = []
-    for key, part in means.groupby([*keys, "synonym"], sort=True):
-        x, y = part["layer_index"].to_numpy(float), part["score"].to_numpy(float)
-        slope = float(np.polyfit(x, y, 1)[0]) if len(part) >= 2 else np.nan
-        trends.append((*key, slope, len(part)))
-    return means, pd.DataFrame(trends, columns=trend_cols)
+    stats = cluster_scores.groupby([*keys, "synonym", "layer"])["score"].agg(["mean", "size"])
+    rows, trends = [], []
+    for (dataset, model, target, synonym), part in stats.groupby(level=[0, 1, 2, 3], sort=True):
+        layers = layer_order[(dataset, model)]
+        given = part.droplevel([0, 1, 2, 3])
+        score = given["mean"].reindex(layers, fill_value=0.0).to_numpy(float)
+        count = given["size"].reindex(layers, fill_value=0).to_numpy(int)
+        rows += [(dataset, model, target, layer, j, synonym, score[j], count[j]) for j, layer in enumerate(layers)]
+        slope = float(np.polyfit(np.arange(len(layers), dtype=float), score, 1)[0]) if len(layers) >= 2 else np.nan
+        trends.append((dataset, model, target, synonym, slope, len(layers)))
+    per_layer = pd.DataFrame(rows, columns=per_layer_cols).sort_values([*keys, "layer_index", "synonym"],
+                                                                      ignore_index=True)
+    return per_layer, pd.DataFrame(trends, columns=trend_cols)
 
 
 def store_key(path: Path, ds: xr.Dataset) -> tuple[str, str]:
@@ -144,12 +145,12 @@ def process_labels(files: Sequence[LabelFile], stores: dict[tuple[str, str], xr.
                    ) -> dict[str, Any]:
     """The whole label chain on in-memory inputs: answers, synonyms, scores, merged groups, global tables."""
     answers, skipped = ingest(files, stores)
-    synonyms = synonym_table(list(answers["text"]), embed)
-    answers = answers.merge(synonyms[["text", "synonym"]], on="text", how="left")
+    synonyms = class_synonyms(answers, embed)
+    answers = answers.merge(synonyms[[*CLASS_KEYS, "text", "synonym"]], on=[*CLASS_KEYS, "text"], how="left")
     scores = game_scores(answers)
     merged = merge_clusters(scores, cluster_weights(stores))
     order = {key: list(map(str, ds["layer"].values)) for key, ds in stores.items()}
-    per_layer, trends = global_explanations(merged, order)
+    per_layer, trends = global_explanations(scores, order)
     return {"answers": answers, "synonyms": synonyms, "cluster_scores": scores, "merged": merged,
             "global": per_layer, "trends": trends, "skipped": skipped}
 

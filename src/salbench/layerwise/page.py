@@ -1,11 +1,20 @@
 """The labelling page: one self-contained HTML file playing the authors' "Deep Reveal" game offline.
 
-Bianchi et al., IJCAI 2024 (arXiv:2405.03301): for each (image, layer, cluster) the player sees the image
-revealed through the cluster map, step by step: step i shows the top ``Q_PERCENT[i]`` % of the
-Gaussian-smoothed (sigma 1) cluster map, through a Gaussian-blurred mask. At any step the player guesses the
-class, writes free-text characteristics, or resigns (counted as the last step). "Save answers" downloads
-the answers as a label file (:mod:`salbench.layerwise.labels` reads it). Frames are computed here and
-embedded as PNG data URIs; the page needs no server and no network.
+Bianchi et al., IJCAI 2024 (arXiv:2405.03301). The reveal follows ``Antonio-Dee/interpretable-network-
+visualizations``, ``Code/Human Knowledge Collection/heatmap_utils.py`` (``computeMaskedImage``) with the heatmap
+the game was given by ``Code/Feature Map Analysis/main.ipynb`` (``computeOverlay``: the min-max normalised cluster
+map resized back to the layer's feature-map size). For each (image, layer, cluster), step i of the game:
+
+1. the cluster map, resized (scikit-image, anti-aliased) to the layer's ``h x w`` feature-map grid, is tiled back
+   to the image by nearest-neighbour repetition (upscale factor ``f = int(H / h)``);
+2. the pixels at or above the map's ``100 - Q_PERCENT[i]`` percentile are revealed (ties all revealed);
+3. the 0/1 mask is Gaussian-blurred (scikit-image, ``truncate=1.5``) with sigma 3, 6, 12, 16, 24 px for
+   ``f`` = 2, 4, 8, 16, 32 (3 otherwise), and the frame is ``image * mask`` on a black background, truncated
+   to uint8.
+
+At any step the player guesses the class, writes free-text characteristics, or resigns (counted as the last
+step). "Save answers" downloads the answers as a label file (:mod:`salbench.layerwise.labels` reads it). Frames
+are computed here and embedded as PNG data URIs; the page needs no server and no network.
 """
 
 from __future__ import annotations
@@ -14,49 +23,61 @@ import base64
 import html
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from PIL import Image
-from scipy import ndimage
 
 from ..store import first_items, open_store
 from .labels import FORMAT, Q_PERCENT, RESIGN_STEP, VERSION
 from .explain import store_key
 
-GREY = 128
+#: the authors' mask blur (px) by upscale factor image side / feature-map side (``computeBlur``); 3 otherwise
+BLUR_SIGMA: dict[int, float] = {2: 3.0, 4: 6.0, 8: 12.0, 16: 16.0, 32: 24.0}
+DEFAULT_BLUR_SIGMA = 3.0
+#: the authors' Gaussian truncation (in sigmas) of the mask blur
+BLUR_TRUNCATE = 1.5
 
 
-def reveal_masks(cluster_map: np.ndarray, q_percent: tuple[float, ...] = Q_PERCENT, map_sigma: float = 1.0,
-                 mask_sigma: float | None = None) -> np.ndarray:
-    """Soft reveal masks ``[steps, y, x]`` in [0, 1]: step i keeps the top ``q_percent[i]`` % of the smoothed map.
+def blur_sigma(image_side: int, fmap_side: int) -> float:
+    """The mask's blur sigma in pixels for an image side over a feature-map side (:data:`BLUR_SIGMA`)."""
+    return BLUR_SIGMA.get(image_side // fmap_side, DEFAULT_BLUR_SIGMA)
 
-    Exactly ``ceil(q/100 * pixels)`` pixels are revealed (ties broken by position); the mask is blurred
-    (sigma ``mask_sigma``, by default a 64th of the image side) without dimming the revealed pixels.
+
+def tiled_heatmap(cluster_map: np.ndarray, fmap_shape: tuple[int, int], image_shape: tuple[int, int]) -> np.ndarray:
+    """The map the game thresholds: ``cluster_map`` resized to ``fmap_shape``, repeated up to ``image_shape``.
+
+    Nearest-neighbour repetition is the authors' tiling when the image side is a multiple of the feature-map
+    side (their code needs that); otherwise each image pixel takes the feature-map cell it falls in.
     """
-    smooth = ndimage.gaussian_filter(np.nan_to_num(np.asarray(cluster_map, float)), map_sigma)
-    order = np.argsort(-smooth.ravel(), kind="stable")
-    sigma = max(smooth.shape) / 64 if mask_sigma is None else mask_sigma
-    masks = np.zeros((len(q_percent), *smooth.shape))
+    from skimage.transform import resize
+
+    small = resize(np.nan_to_num(np.asarray(cluster_map, float)), fmap_shape)
+    rows = np.arange(image_shape[0]) * fmap_shape[0] // image_shape[0]
+    cols = np.arange(image_shape[1]) * fmap_shape[1] // image_shape[1]
+    return small[np.ix_(rows, cols)]
+
+
+def reveal_masks(cluster_map: np.ndarray, fmap_shape: tuple[int, int], image_shape: tuple[int, int],
+                 q_percent: tuple[float, ...] = Q_PERCENT) -> np.ndarray:
+    """Soft reveal masks ``[steps, H, W]`` in [0, 1] of one cluster map, by the authors' rule (module doc)."""
+    from skimage.filters import gaussian
+
+    heatmap = tiled_heatmap(cluster_map, fmap_shape, image_shape)
+    sigma = blur_sigma(image_shape[0], fmap_shape[0])
+    masks = np.zeros((len(q_percent), *image_shape))
     for i, q in enumerate(q_percent):
-        hard = np.zeros(smooth.size)
-        hard[order[:math.ceil(q / 100 * smooth.size)]] = 1.0
-        hard = hard.reshape(smooth.shape)
-        masks[i] = np.maximum(hard, ndimage.gaussian_filter(hard, sigma)) if sigma > 0 else hard
+        hard = (heatmap >= np.percentile(heatmap, 100 - q)).astype(float)
+        masks[i] = gaussian(hard, sigma=sigma, truncate=BLUR_TRUNCATE)
     return masks
 
 
-def reveal_frames(image: np.ndarray, cluster_map: np.ndarray, **kwargs: Any) -> list[np.ndarray]:
-    """uint8 frames ``[y, x, 3]`` of ``image`` (HWC) revealed over grey through :func:`reveal_masks`."""
-    height, width = image.shape[:2]
-    if cluster_map.shape != (height, width):
-        cluster_map = ndimage.zoom(np.nan_to_num(cluster_map), (height / cluster_map.shape[0],
-                                                                width / cluster_map.shape[1]), order=1)
-    masks = reveal_masks(cluster_map, **kwargs)[..., None]
-    return [np.round(image * m + GREY * (1 - m)).astype(np.uint8) for m in masks]
+def reveal_frames(image: np.ndarray, cluster_map: np.ndarray, fmap_shape: tuple[int, int]) -> list[np.ndarray]:
+    """uint8 frames ``[y, x, 3]`` of ``image`` (HWC) times :func:`reveal_masks`, on black, truncated as theirs."""
+    masks = reveal_masks(cluster_map, fmap_shape, image.shape[:2])[..., None]
+    return [(image * m).astype(np.uint8) for m in masks]
 
 
 def png_uri(image: np.ndarray) -> str:
@@ -66,9 +87,19 @@ def png_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def feature_map_shapes(clusters: xr.Dataset) -> dict[str, tuple[int, int]]:
+    """Each layer's feature-map ``(h, w)`` from the cluster store's ``fmap_height``/``fmap_width`` coordinates."""
+    if "fmap_height" not in clusters.coords or "fmap_width" not in clusters.coords:
+        raise ValueError("the cluster store has no fmap_height/fmap_width coordinates (written by `salbench "
+                         "layerwise` since the reveal follows the authors' feature-map tiling): rerun that job")
+    return {str(layer): (int(h), int(w)) for layer, h, w in
+            zip(clusters["layer"].values, clusters["fmap_height"].values, clusters["fmap_width"].values)}
+
+
 def page_data(clusters: xr.Dataset, data: xr.Dataset, items: int, dataset: str, model: str) -> dict[str, Any]:
     """What the page embeds: the label file's header and one round per kept cluster of the first ``items`` items."""
     images = {str(i): data["image"].sel(item=i).values.transpose(1, 2, 0) for i in data["item"].values}
+    fmap_shapes = feature_map_shapes(clusters)
     rounds = []
     for item in map(str, clusters["item"].values[:items]):
         if item not in images:
@@ -76,9 +107,10 @@ def page_data(clusters: xr.Dataset, data: xr.Dataset, items: int, dataset: str, 
         target = int(clusters["target"].sel(item=item))
         for layer in map(str, clusters["layer"].values):
             weights = clusters["cluster_weight"].sel(item=item, layer=layer).values
+            fmap_shape = fmap_shapes[layer]
             for c in np.flatnonzero(~np.isnan(weights)):
                 cmap = clusters["cluster_map"].sel(item=item, layer=layer).values[c]
-                frames = reveal_frames(images[item], cmap)
+                frames = reveal_frames(images[item], cmap, fmap_shape)
                 rounds.append({"image": item, "label": target, "layer": layer, "cluster": int(c),
                                "weight": round(float(weights[c]), 2), "frames": [png_uri(f) for f in frames]})
     return {"format": FORMAT, "version": VERSION, "dataset": dataset, "model": model,

@@ -3,7 +3,10 @@
 One forward/backward pass per batch of items records every explained layer's activations and target-logit
 gradients; the clustering then runs per (item, layer) on the CPU (numpy, scikit-learn). The store
 ``clusters.zarr`` has dims ``item, layer, cluster, y, x`` with ``cluster`` = 0..7 (at most k = 8 clusters),
-the kept clusters heaviest first, NaN (``cluster_size`` 0) where a cluster does not exist.
+the kept clusters heaviest first, NaN (``cluster_size`` 0) where a cluster does not exist; the ``layer``
+coordinates ``fmap_height``, ``fmap_width`` give each layer's feature-map size. Reference code:
+``Antonio-Dee/interpretable-network-visualizations``, ``Code/Feature Map Analysis/main.ipynb`` (see
+:mod:`.weights` and :mod:`.clusters`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .clusters import (
     TSNE_PERPLEXITY,
     cluster_layer,
 )
-from .weights import PRUNE_PERCENT, guided_channel_weights, kept_channels, layer_activations_and_grads, percent_weights
+from .weights import PRUNE_RULE, guided_channel_weights, kept_channels, layer_activations_and_grads, percent_weights
 
 log = logging.getLogger("salbench")
 
@@ -41,8 +44,7 @@ CITATION = (
 PARAMS = {
     "logits": "target logit, no softmax",
     "channel_weight": "w_k = mean_ij 1[A>0] 1[dy/dA>0] dy/dA; w~_k = 100 w_k / sum w (percent)",
-    "prune_percent": PRUNE_PERCENT,
-    "prune_rule": "keep channels with w~_k > prune_percent / N",
+    "prune_rule": PRUNE_RULE,
     "map_normalisation": "min-max per kept map, flattened",
     "pca_components": f"min({PCA_MAX_COMPONENTS}, #maps, #pixels)",
     "tsne": "scikit-learn defaults, 2-D, random_state = seed",
@@ -61,7 +63,8 @@ def compute_clusters(model: torch.nn.Module, images: torch.Tensor, targets: torc
     """Cluster-map arrays for ``images [N,C,H,W]`` (uint8 or floats in [0, 1]) and ``targets [N]``.
 
     Returns ``cluster_map [N,L,8,H,W]``, ``cluster_weight [N,L,8]``, ``cluster_size [N,L,8]``,
-    ``n_kept_channels``, ``k_chosen``, ``silhouette`` ``[N,L]`` and ``predicted [N]``.
+    ``n_kept_channels``, ``k_chosen``, ``silhouette`` ``[N,L]``, ``predicted [N]`` and each layer's feature-map
+    size ``fmap_height``, ``fmap_width`` ``[L]`` (the labelling page tiles the cluster maps at that size).
     """
     n, (height, width), n_layers = len(images), tuple(images.shape[-2:]), len(layers)
     out = {
@@ -72,6 +75,8 @@ def compute_clusters(model: torch.nn.Module, images: torch.Tensor, targets: torc
         "k_chosen": np.zeros((n, n_layers), np.int16),
         "silhouette": np.full((n, n_layers), np.nan, np.float32),
         "predicted": np.zeros(n, np.int64),
+        "fmap_height": np.zeros(n_layers, np.int64),
+        "fmap_width": np.zeros(n_layers, np.int64),
     }
     for start in range(0, n, batch_size):
         x = images[start : start + batch_size].to(device)
@@ -80,6 +85,7 @@ def compute_clusters(model: torch.nn.Module, images: torch.Tensor, targets: torc
         acts, grads, logits = layer_activations_and_grads(model, layers, x, target)
         out["predicted"][start : start + len(x)] = logits.argmax(dim=1).cpu().numpy()
         for j, (a, g) in enumerate(zip(acts, grads)):
+            out["fmap_height"][j], out["fmap_width"][j] = a.shape[-2:]
             percent = percent_weights(guided_channel_weights(a, g).double())
             kept = kept_channels(percent)
             a, percent, kept = a.cpu().double().numpy(), percent.cpu().numpy(), kept.cpu().numpy()
@@ -102,8 +108,7 @@ def layerwise_clusters(dataset: str, model_name: str, data_path: Path, checkpoin
     from threadpoolctl import threadpool_limits
 
     # absolute import: device choice and seeding do not shape these numbers (PCA and t-SNE get the seed), and
-    # the rule's code hash follows relative imports only; jobs.py would tie it to every module jobs import
-    from salbench.jobs import resolve_device, seed_everything
+    from salbench.runtime import resolve_device, seed_everything  # absolute, in a function: the hash follows it
 
     from ..models import load_checkpoint
 
@@ -137,6 +142,8 @@ def layerwise_clusters(dataset: str, model_name: str, data_path: Path, checkpoin
             "target": ("item", data["target"].values[:n].astype(np.int64)),
             "predicted": ("item", arrays["predicted"]),
             "layer": object_strings(layers),
+            "fmap_height": ("layer", arrays["fmap_height"]),
+            "fmap_width": ("layer", arrays["fmap_width"]),
             "cluster": np.arange(K_MAX, dtype=np.int64),
         },
         attrs={

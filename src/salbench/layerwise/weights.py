@@ -1,10 +1,11 @@
 """Generalised Grad-CAM channel weights of several layers in one pass (Bianchi, De Santis, Tocchetti & Brambilla,
 "Interpretable Network Visualizations", IJCAI 2024, arXiv:2405.03301).
 
-For the target logit ``y_c`` (no softmax) and a layer's activations ``A``, the guided gradients are
-``G = 1[A > 0] * 1[dy_c/dA > 0] * dy_c/dA``; channel ``k`` weighs ``w_k = mean_ij G_k`` and its share of the
-layer is ``w~_k = 100 w_k / sum_k w_k`` (percent). Channels with ``w~_k <= 89.6 / N`` (N channels) are dropped,
-the paper's 0.175 % at 512 channels scaled to any width.
+Follows ``Antonio-Dee/interpretable-network-visualizations``, ``Code/Feature Map Analysis/main.ipynb`` (the
+"Feature maps from Grad-CAM" cell and ``computeDiscardValue``). For the target logit ``y_c`` (no softmax) and a
+layer's activations ``A``, the guided gradients are ``G = 1[A > 0] * 1[dy_c/dA > 0] * dy_c/dA``; channel ``k``
+weighs ``w_k = mean_ij G_k`` and its share of the layer is ``w~_k = 100 w_k / sum_k w_k`` (percent). Channels
+with ``w~_k <=`` :func:`prune_threshold` are dropped.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from torch import nn
 
 from ..methods.cam import capture
 
-#: the pruning constant: a channel is kept when its percent weight exceeds PRUNE_PERCENT / N (0.175 % at N = 512)
+#: the authors' pruning constants: percent thresholds 89.6 / 2^j for 64..512 channels, 76.8 / N below 64
 PRUNE_PERCENT = 89.6
+PRUNE_PERCENT_NARROW = 76.8
+PRUNE_RULE = ("drop channels with w~_k <= t(N), N channels: t = 0.175 % (N >= 512), 0.35 % (>= 256), 0.7 % (>= 128), "
+              "1.4 % (>= 64), else 76.8 / N % (the authors' computeDiscardValue)")
 
 
 def layer_activations_and_grads(
@@ -59,6 +63,17 @@ def percent_weights(weights: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, 100 * weights / total.clamp_min(torch.finfo(weights.dtype).tiny), 0.0)
 
 
+def prune_threshold(n_channels: int) -> float:
+    """The percent weight a channel must exceed in a layer of ``n_channels`` channels (:data:`PRUNE_RULE`).
+
+    The authors' table: ``89.6 / 2^j`` for the largest power of two ``2^j`` in 64..512 not above ``n_channels``
+    (0.175 % at 512 and wider, 1.4 % at 64..127), and ``76.8 / n_channels`` below 64.
+    """
+    if n_channels < 64:
+        return PRUNE_PERCENT_NARROW / n_channels
+    return PRUNE_PERCENT / min(512, 2 ** (n_channels.bit_length() - 1))
+
+
 def kept_channels(percent: torch.Tensor) -> torch.Tensor:
-    """Boolean ``[B,K]``: channels whose percent weight exceeds ``PRUNE_PERCENT / K``."""
-    return percent > PRUNE_PERCENT / percent.shape[-1]
+    """Boolean ``[B,K]``: channels whose percent weight exceeds :func:`prune_threshold` of ``K``."""
+    return percent > prune_threshold(percent.shape[-1])

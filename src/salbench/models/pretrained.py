@@ -84,7 +84,8 @@ VGG16_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
 VGG16_SPEC = _imagenet_spec(
     "tv_vgg16", "net.features.29",  # conv5_3's ReLU (TorchRay's VGG16 saliency layer)
-    layerwise=tuple(f"net.features.{i}" for i in (3, 8, 15, 22, 29)),  # the last ReLU of each conv block
+    # INV's layers: conv3_1 .. conv5_3 (conv layers 5-13), each as its ReLU's output, as Keras' Conv2D(relu) gives
+    layerwise=tuple(f"net.features.{i + 1}" for i in VGG16_CONVS[4:]),
     extra={"excitation_layer": "net.features.23",  # pool4 (TorchRay)
            "randomisation_blocks": [[name, [f"net.classifier.{i}"]] for name, i in (("fc8", 6), ("fc7", 3), ("fc6", 0))]
            + [[f"conv{k}", [f"net.features.{i}"]] for k, i in zip(range(13, 0, -1), VGG16_CONVS[::-1])]},
