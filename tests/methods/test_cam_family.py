@@ -88,6 +88,22 @@ def test_fem_on_a_hand_made_activation_tensor():
     assert (fem_map(torch.ones(2, 3, 4, 4), 2.0) == 0).all()
 
 
+def test_fem_divides_by_any_nonzero_maximum_as_the_reference():
+    # labribkb/fem aggregate_binary_maps: `if np.max(feat_map) == 0: return feat_map`, else feat_map / max,
+    # so pre-ReLU maps with negative channel means keep their signs or are divided by a negative maximum.
+    one = torch.tensor([[-4.0, -4.0], [-4.0, 2.0]]).view(1, 1, 2, 2)  # mean -2.5, std sqrt(6.75) = 2.598
+    # k = 1: threshold -2.5 + 2.598 = 0.098, only the 2 passes; map [[0, 0], [0, -2.5]] has maximum 0
+    torch.testing.assert_close(fem_map(one, 1.0), torch.tensor([[[0.0, 0.0], [0.0, -2.5]]]))
+    # four channels, each with three equal low pixels and one high pixel (always above mean + 1 std):
+    # (low, high) = (-4, 2), (-8, 4), (-4, 0), (-6, 2): means -2.5, -5, -3, -4, at pixels (0,0), (0,1), (1,0), (1,1)
+    acts = torch.zeros(1, 4, 2, 2)
+    for c, (low, high) in enumerate([(-4.0, 2.0), (-8.0, 4.0), (-4.0, 0.0), (-6.0, 2.0)]):
+        acts[0, c].fill_(low)
+        acts[0, c].view(-1)[c] = high
+    # map [[-2.5, -5], [-3, -4]], maximum -2.5
+    torch.testing.assert_close(fem_map(acts, 1.0), torch.tensor([[[1.0, 2.0], [1.2, 1.6]]]))
+
+
 def test_cam_is_relu_free_gradcam_times_a_positive_factor():
     model, x, target = tiny_model(), images(4), torch.tensor([0, 1, 2, 3])
     cam = create_method("cam", layer="net.relu3", upsample="nearest").attribute(model, x, target)

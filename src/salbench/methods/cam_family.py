@@ -153,13 +153,16 @@ class EigenCAM(ActivationMapMethod):
 class FEM(ActivationMapMethod):
     """Feature Explanation Method (Fuad et al. 2020; Ayyar et al. 2021): gradient-free and class-agnostic.
 
-    ``B_k = 1[A_k > mu_k + K sigma_k]`` (spatial mean and population std per channel), weights
-    ``w_k = mu_k``, map ``sum_k w_k B_k`` divided by its maximum (all-zero maps stay zero). This is the
-    xplique / paper formula, not pytorch_grad_cam's ``fem`` (which weights ``A_k`` by ``mean(B_k)``).
+    Follows the authors' ``labribkb/fem`` ``FEM.ipynb`` (``compute_binary_maps``, ``aggregate_binary_maps``):
+    ``B_k = 1[A_k > mu_k + K sigma_k]`` (strict; spatial mean and population std per channel), weights
+    ``w_k = mu_k``, map ``sum_k w_k B_k`` divided by its maximum unless that maximum is 0 (then returned as
+    is), per item (:func:`fem_map`). Not pytorch_grad_cam's ``fem`` (which weights ``A_k`` by ``mean(B_k)``);
+    xplique's FEM thresholds with ``>=`` and does not divide by the maximum. The reference code returns the
+    layer-resolution map; here it is upsampled by the CAM family's recorded mode (bilinear; xplique: bicubic).
     """
 
     citation = (
-        "Fuad, Martin, Giot, Bourqui, Domenger & Zemmari. Features Understanding in 3D CNNs for Actions "
+        "Fuad, Martin, Giot, Bourqui, Benois-Pineau & Zemmari. Features Understanding in 3D CNNs for Actions "
         "Recognition in Video. IPTA 2020; Ayyar, Benois-Pineau & Zemmari. White Box Methods for "
         "Explanations of CNNs in Image Classification. arXiv:2104.02548, 2021"
     )
@@ -176,13 +179,14 @@ class FEM(ActivationMapMethod):
 
 
 def fem_map(acts: torch.Tensor, k: float) -> torch.Tensor:
-    """FEM of ``[B,K,h,w]`` activations: ``sum_k mu_k 1[A_k > mu_k + k sigma_k]`` over its per-item max."""
+    """FEM of ``[B,K,h,w]`` activations: ``F = sum_k mu_k 1[A_k > mu_k + k sigma_k]``, then ``F / max F``
+    per item where ``max F != 0`` (a negative maximum too, as the reference divides by any non-zero one)."""
     mu = acts.mean(dim=(2, 3), keepdim=True)
     sigma = acts.std(dim=(2, 3), keepdim=True, unbiased=False)
     binary = (acts > mu + k * sigma).to(acts.dtype)
     fem = weighted_sum(mu.flatten(1), binary)
     peak = fem.flatten(1).amax(dim=1).view(-1, 1, 1)
-    return torch.where(peak > 0, fem / torch.where(peak > 0, peak, torch.ones_like(peak)), torch.zeros_like(fem))
+    return fem / torch.where(peak != 0, peak, torch.ones_like(peak))
 
 
 def chunked_logits(model: nn.Module, rows: torch.Tensor, max_batch: int) -> torch.Tensor:

@@ -2,10 +2,12 @@
 
 One learnable ``s x s`` mask per scale, optimised to keep the target logit while being as small as
 possible, then the scales are fused. Follows the authors' released code
-(``github.com/ytpeng-tongji/MultipleDynamicMasks``, ``dynamic_maskpair.py``, ``tran_nn_dmask_rgb.py``,
-``generate_mask_traditional_networks.py``), with one deliberate difference: the released ResNet/DenseNet
-script always builds 10 x 10 masks (it passes the size under a name the mask module ignores) and only
-changes the ``s^2`` normaliser; here every scale has a true ``s x s`` mask, as the paper describes.
+``github.com/ytpeng-tongji/MultipleDynamicMasks``: the mask module ``dynamic_maskpair.py``, the
+optimisation loop of ``tran_nn_dmask_rgb.py`` (settings from ``analysis_settings.py``) and the fusion
+``generate_mask_traditional_networks.py`` (its 26 scales). Deliberate differences (docs/fidelity.md): the
+released ResNet/DenseNet script always builds 10 x 10 masks (it passes the size under a name the mask module
+ignores) and only changes the ``s^2`` normaliser, here every scale has a true ``s x s`` mask as the paper
+describes; the fusion works on the float masks, not on 8-bit PNGs written and re-read between two scripts.
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ from torch import nn
 from ..params import ParamError
 from .base import Method, check_number, normalisation, register_method
 
-#: the fusion script's scales (``generate_mask_traditional_networks.py``): 6..25, 27, 29, 30, 32
-PAPER_SCALES = [*range(6, 26), 27, 29, 30, 32]
+#: the 26 scales the released fusion script ``generate_mask_traditional_networks.py`` (and
+#: ``analysis_settings.base_mask_size_list_``) fuses: 6..25, 27, 29, 30, 32, 56, 112. The scales are mask sizes
+#: in cells, independent of the input size (the authors' inputs are 224 px); a scale above the input size is
+#: resampled down by the bilinear upsampling and acts as a pixel-level mask.
+RELEASED_SCALES = [*range(6, 26), 27, 29, 30, 32, 56, 112]
+
+#: the released loop's initial best loss and best iteration (``analysis_settings.best_loss_``, ``best_epoch_``)
+INITIAL_BEST_LOSS, INITIAL_BEST_IT = 1e8, -1
 
 
 def upsample_masks(masks: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
@@ -62,10 +70,12 @@ def fit_masks(
 
     Loss per (scale s, item b): ``weight * (f_c(M_s * x) - f_c(x))^2 + ||m_s||_1 / s^2`` on the normalised
     input. One Adam over all scales' ``[B,1,s,s]`` tensors; the summed loss keeps (scale, item) pairs
-    independent (Adam is element-wise). Early stopping is tracked per (scale, item): a pair stops at the
-    first iteration ``it > min_iter`` with ``it - best_it > patience`` (best = lowest loss so far) and keeps
-    that iterate (the last one, not the best, as released); the loop ends when all pairs stopped or after
-    ``max_iter`` iterations. Rows go through the net ``max_batch`` at a time, gradients accumulated.
+    independent (Adam is element-wise), so each pair follows the released per-pair loop. Early stopping
+    per (scale, item), in the released order: at the top of iteration ``it``, before its loss is computed, a
+    pair stops when ``it - best_it > patience`` and ``it > min_iter``, with ``best_it`` the iteration of the
+    lowest loss among iterations ``< it`` (initially loss 1e8 at iteration -1); it keeps its current iterate
+    (the last one, not the best). The loop ends when all pairs stopped or after ``max_iter`` iterations
+    (``max_iter`` steps). Rows go through the net ``max_batch`` at a time, gradients accumulated.
     """
     b, size = x_norm.shape[0], tuple(x_norm.shape[-2:])
     with torch.no_grad():
@@ -74,14 +84,20 @@ def fit_masks(
     optimiser = torch.optim.Adam(masks, lr=params["lr"])
     norms = torch.tensor([float(s * s) for s in scales], device=x_norm.device, dtype=x_norm.dtype)
     kept = [m.detach().clone() for m in masks]
-    best = torch.full((len(scales), b), float("inf"), device=x_norm.device)
-    best_it = torch.zeros(len(scales), b, dtype=torch.long, device=x_norm.device)
+    best = torch.full((len(scales), b), INITIAL_BEST_LOSS, device=x_norm.device, dtype=x_norm.dtype)
+    best_it = torch.full((len(scales), b), INITIAL_BEST_IT, dtype=torch.long, device=x_norm.device)
     stopped = torch.zeros(len(scales), b, dtype=torch.bool, device=x_norm.device)
     rows_target = target.repeat(len(scales))
     rows_clean = clean.repeat(len(scales))
     step = params["max_batch"]
     history: list[float] = []
     for it in range(params["max_iter"]):
+        newly = ~stopped & (it - best_it > params["patience"]) & (it > params["min_iter"])
+        for i, m in enumerate(masks):
+            kept[i][newly[i]] = m.detach()[newly[i]]
+        stopped |= newly
+        if bool(stopped.all()):
+            return kept, history
         with torch.enable_grad():
             up = upsample_masks(masks, size)  # [S,B,1,H,W]
             rows = (up * x_norm.unsqueeze(0)).flatten(0, 1)
@@ -95,17 +111,11 @@ def fit_masks(
                 part = fid.sum() + (area.sum() if start == 0 else 0)
                 for g, d in zip(grads, torch.autograd.grad(part, masks, retain_graph=True)):
                     g += d
-        loss = (torch.cat(fidelity).view(len(scales), b) + area.detach()).float()
+        loss = torch.cat(fidelity).view(len(scales), b) + area.detach()  # compared in the input dtype
         history.append(float(loss.sum()))
         improved = loss < best
         best = torch.where(improved, loss, best)
         best_it = torch.where(improved, torch.full_like(best_it, it), best_it)
-        newly = ~stopped & (it - best_it > params["patience"]) & (it > params["min_iter"])
-        for i, m in enumerate(masks):
-            kept[i][newly[i]] = m.detach()[newly[i]]
-        stopped |= newly
-        if bool(stopped.all()):
-            return kept, history
         for m, g in zip(masks, grads):
             m.grad = g
         optimiser.step()
@@ -118,12 +128,14 @@ def fit_masks(
 class MDM(Method):
     """Multiple Dynamic Masks (Peng et al. 2022): fused multi-scale masks that preserve the target logit.
 
-    Per scale s one ``s x s`` mask initialised at 0.5, no sigmoid or clamp, upsampled bilinearly
-    (``align_corners=True``) and multiplied with the normalised input (masked-out = mean colour);
+    Follows ``ytpeng-tongji/MultipleDynamicMasks`` (``tran_nn_dmask_rgb.py``, ``dynamic_maskpair.py``,
+    ``generate_mask_traditional_networks.py``). Per scale s (default: the fusion script's 26 scales
+    6..25, 27, 29, 30, 32, 56, 112) one ``s x s`` mask initialised at 0.5, no sigmoid or clamp, upsampled
+    bilinearly (``align_corners=True``) and multiplied with the normalised input (masked-out = mean colour);
     Adam(lr 3e-3) on ``1e-2 (f_c(masked) - f_c(x))^2 + ||m||_1 / s^2`` for at most 20000 iterations, early
-    stop after 200 iterations without improvement once past 2000; then :func:`fuse_scales`. ``c`` is the
-    given target; the paper explains the predicted class (the same for correctly classified items).
-    All scales x items are optimised in one batched loop (:func:`fit_masks`).
+    stop when 200 iterations bring no improvement once past 2000 (:func:`fit_masks`); then
+    :func:`fuse_scales`. ``c`` is the given target; the released script explains the predicted class (the
+    same for correctly classified items). All scales x items are optimised in one batched loop.
     """
 
     citation = (
@@ -131,7 +143,7 @@ class MDM(Method):
         "arXiv:2207.08046, 2022"
     )
     defaults = {
-        "scales": PAPER_SCALES,
+        "scales": RELEASED_SCALES,
         "loss_weight": 1e-2,
         "lr": 3e-3,
         "max_iter": 20000,
