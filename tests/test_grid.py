@@ -20,8 +20,11 @@ from salbench.grid import (
     GridSettings,
     build_grids,
     cell_fractions,
+    assemble_grids,
     cell_index,
+    confidences,
     confident_order,
+    sample_blocks,
     sample_grids,
     score_grids,
     tile,
@@ -104,7 +107,7 @@ def test_cell_index_non_divisible_size_covers_every_cell_contiguously():
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_hand_made_maps_score_one_chance_and_zero(n):
-    images, targets = colour_items(per_class=6)
+    images, targets = colour_items(per_class=8)  # the authors' assembly leaves items out between grids
     settings = GridSettings(n=n, n_grids=5, seed=1)
     grids = build_grids(ColourModel(), ColourModel.spec, images, targets, settings, batch_size=7, device="cpu")
     assert grids.images.shape == (5, 3, n * SIZE, n * SIZE)
@@ -156,9 +159,11 @@ def test_grids_use_confident_correct_items_distinct_classes_most_confident_first
     for cls in range(K):  # each class's items appear grid after grid in decreasing logit order
         logits = grids.logits[grids.targets == cls]
         assert (np.diff(logits) <= 0).all()
-    # it stops only when fewer than n*n classes have items left
-    left = {c: grids.confident[c] - int((grids.targets == c).sum()) for c in grids.confident}
-    assert sum(v > 0 for v in left.values()) < 4
+    # the blocks run until fewer than n*n classes have items left, and the grids are read off the blocks
+    order = confident_order(targets.numpy(), confidences(model, images, targets, model.spec, 8, "cpu"), 0.6)
+    blocks = sample_blocks(order, 2, seed=3)
+    left = {c: len(order[c]) - int((targets.numpy()[blocks] == c).sum()) for c in order}
+    assert sum(v > 0 for v in left.values()) < 4 and set(used.tolist()) <= set(blocks.tolist())
 
 
 def test_grids_are_deterministic_from_the_seed():
@@ -167,6 +172,33 @@ def test_grids_are_deterministic_from_the_seed():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, sample_grids(order, 2, 8, seed=6))
     assert a.shape == (8, 4)
+
+
+def test_blocks_follow_the_authors_legacy_numpy_stream():
+    """Their get_sorted_indices: np.random.seed(42), then np.random.choice of n*n classes among those left."""
+    order = {c: np.arange(100 * c, 100 * c + 3) for c in range(5)}  # 5 classes, 3 items each, 2x2 blocks
+    blocks = sample_blocks(order, 2, seed=42)
+    legacy = np.random.RandomState(42)  # the stream np.random.seed(42) starts
+    first = legacy.choice(np.arange(5), size=4, replace=False)
+    second = legacy.choice(np.arange(5), size=4, replace=False)  # every class still has items after one block
+    assert blocks[:4].tolist() == [100 * c for c in first.tolist()]
+    taken = {c: int((first == c).sum()) for c in range(5)}
+    assert blocks[4:8].tolist() == [100 * c + taken[c] for c in second.tolist()]
+    # drawing stops when fewer than 4 classes have items left: 15 items allow at most 3 blocks
+    assert len(blocks) % 4 == 0 and 4 <= len(blocks) <= 12 and len(set(blocks.tolist())) == len(blocks)
+    grids = sample_grids(order, 2, 2, seed=42)  # the first grid is the first block; item 4 is left out
+    assert grids[0].tolist() == [100 * c for c in first.tolist()] and grids[1, 0] == blocks[5]
+    assert blocks[4] not in grids
+
+
+def test_assembly_leaves_one_item_out_between_grids_and_passes_over_repeated_classes():
+    """Their make_multi_image walk by hand: 3 blocks of 2x2, items 0..11 of classes below."""
+    classes = dict(enumerate([0, 1, 2, 3, 1, 0, 3, 2, 2, 0, 1, 3]))
+    blocks = np.arange(12)
+    # grid 0 takes items 0-3 and the next grid starts at 5 (item 4 left out); it takes 5, 6, 7, passes over
+    # 8 (class 2) and 9 (class 0), takes 10; the third would start at 12: no items left
+    assert assemble_grids(blocks, classes, 4, n_grids=10) == [[0, 1, 2, 3], [5, 6, 7, 10]]
+    assert assemble_grids(blocks, classes, 4, n_grids=1) == [[0, 1, 2, 3]]
 
 
 def test_too_few_confident_classes_is_an_error():

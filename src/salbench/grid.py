@@ -8,11 +8,18 @@ CVPR 2021, Sec. 5.2 (their code: ``interpretability/analyses/localisation.py``, 
    probability above ``min_probability`` (:func:`salbench.models.class_probabilities`: softmax, or the
    per-class sigmoid of BCE-trained models such as CoDA-Nets, whose protocol is sigmoid(logit) > 0.5),
    sorted per class by the target logit, most confident first.
-2. **Sampling.** A generator seeded with ``seed`` repeatedly draws ``n*n`` distinct classes among those
-   with confident items left and takes each drawn class's next most confident item, until ``n_grids``
-   grids are built or fewer than ``n*n`` classes have items left. (The paper's loop also stops when
-   exactly ``n*n`` classes are left; here those still make a grid.)
-3. **Tiling.** Cell ``k`` of a grid is at row ``k // n``, column ``k % n``; the grid image is ``n*H x n*W``,
+2. **Sampling** (:func:`sample_blocks`, their ``get_sorted_indices``). A legacy numpy generator seeded with
+   ``seed`` (their ``np.random.seed(42)`` stream) repeatedly draws ``n*n`` distinct classes among those with
+   confident items left and takes each drawn class's next most confident item, until fewer than ``n*n``
+   classes have items left. (Their loop also stops when exactly ``n*n`` classes are left; here those still
+   make a block. For CIFAR-10 3x3 this only matters after a class runs out, long after 500 grids.)
+   **Assembly** (:func:`assemble_grids`, their ``make_multi_image`` loop): grids read the flattened blocks
+   in order, passing over a class already in the grid, and each next grid starts one item after the last
+   one taken (their offset update), until ``n_grids`` grids are built. With the same model (the same
+   confidences) the grids hold the same images as theirs.
+3. **Tiling.** Cell ``k`` of a grid is at row ``k // n``, column ``k % n`` (theirs: row ``k % n``, column
+   ``k // n``, the transposed placement of the same images; a permutation of cells, kept here because the
+   report's examples and item ids use the row-major layout); the grid image is ``n*H x n*W``,
    fed as it is to fully convolutional models with global pooling (as the paper feeds 96 x 96 grids to
    its 32 px network), or, with ``resize``, resized to the model's input size.
 4. **Scoring.** For every cell, the method's map for the cell's class on the whole grid (as the method
@@ -143,28 +150,70 @@ def confident_order(targets: np.ndarray, confidence: Confidence, min_probability
     return order
 
 
-def sample_grids(order: Mapping[int, np.ndarray], n: int, n_grids: int, seed: int) -> np.ndarray:
-    """``[G, n*n]`` item indices: each grid draws ``n*n`` distinct classes with items left (seeded) and takes
-    each class's next most confident item. Stops at ``n_grids`` grids or when fewer than ``n*n`` classes have
-    items left; an error when not even one grid can be built."""
+def sample_blocks(order: Mapping[int, np.ndarray], n: int, seed: int) -> np.ndarray:
+    """The authors' ``get_sorted_indices``: blocks of ``n*n`` items of distinct classes, flattened.
+
+    A legacy numpy generator seeded with ``seed`` (theirs: ``np.random.seed(42)``, then ``np.random.choice``:
+    the same stream) repeatedly draws ``n*n`` distinct classes, without replacement, among the classes with
+    items left (in class order) and takes each drawn class's next most confident item, until fewer than
+    ``n*n`` classes have items left (theirs stops when ``n*n`` are left; the draws up to there are equal).
+    """
     cells = n * n
-    rng = np.random.default_rng(seed)
+    rng = np.random.RandomState(seed)
     classes = np.array(sorted(order), dtype=np.int64)
-    cursor = dict.fromkeys(classes.tolist(), 0)
-    grids: list[list[int]] = []
-    while len(grids) < n_grids:
-        available = np.array([c for c in classes.tolist() if cursor[c] < len(order[c])], dtype=np.int64)
+    lengths = np.array([len(order[c]) for c in classes.tolist()], dtype=np.int64)
+    cursor = np.zeros_like(lengths)
+    position = {c: k for k, c in enumerate(classes.tolist())}
+    blocks: list[int] = []
+    while True:
+        available = classes[cursor < lengths]
         if available.size < cells:
             break
-        grid = []
         for cls in rng.choice(available, size=cells, replace=False).tolist():
-            grid.append(int(order[cls][cursor[cls]]))
-            cursor[cls] += 1
+            k = position[cls]
+            blocks.append(int(order[cls][cursor[k]]))
+            cursor[k] += 1
+    return np.asarray(blocks, dtype=np.int64)
+
+
+def assemble_grids(blocks: np.ndarray, classes: Mapping[int, int], cells: int, n_grids: int) -> list[list[int]]:
+    """Up to ``n_grids`` grids read off the flattened blocks as the authors' ``make_multi_image`` loop does.
+
+    A grid takes the next items in block order, passing over an item whose class it already has, and the
+    next grid starts one position after the grid's last item (their offset update ``i + offset + 1``): one
+    item is left out between grids, so grid ``g`` mostly mixes blocks ``g`` and ``g + 1`` (still distinct
+    classes, confidence still decreasing per class). Stops when the blocks run out.
+    """
+    grids: list[list[int]] = []
+    offset = 0
+    while len(grids) < n_grids:
+        grid: list[int] = []
+        seen: set[int] = set()
+        i = offset
+        while len(grid) < cells and i < len(blocks):
+            item = int(blocks[i])
+            i += 1
+            if classes[item] not in seen:
+                grid.append(item)
+                seen.add(classes[item])
+        if len(grid) < cells:
+            break
         grids.append(grid)
+        offset = i + 1
+    return grids
+
+
+def sample_grids(order: Mapping[int, np.ndarray], n: int, n_grids: int, seed: int) -> np.ndarray:
+    """``[G, n*n]`` item indices of up to ``n_grids`` grids of distinct classes: :func:`sample_blocks`, then
+    :func:`assemble_grids` (``interpretability/analyses/localisation.py`` of github.com/moboehle/CoDA-Nets).
+    An error when not even one grid can be built."""
+    cells = n * n
+    classes = {int(item): c for c, items in order.items() for item in np.asarray(items).tolist()}
+    grids = assemble_grids(sample_blocks(order, n, seed), classes, cells, n_grids)
     if not grids:
-        counts = ", ".join(f"{c}: {len(order[c])}" for c in classes.tolist()) or "none"
+        counts = ", ".join(f"{c}: {len(order[c])}" for c in sorted(order)) or "none"
         raise TooFewClassesError(f"grid.n = {n} needs {cells} classes with confidently and correctly classified items, but "
-                        f"only {len(classes)} have any (items per class: {counts}); lower grid.n or "
+                        f"only {len(order)} have any (items per class: {counts}); lower grid.n or "
                         f"grid.min_probability, or evaluate more items")
     return np.asarray(grids, dtype=np.int64).reshape(len(grids), cells)
 

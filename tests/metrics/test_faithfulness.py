@@ -318,7 +318,7 @@ def test_pixel_removal_removes_the_least_important_quarter():
         expected = model(flat)[:, 0].sigmoid().double().numpy()
     sigmoid = create_metric("pixel_removal").score(ScoringBatch(images, -perfect, targets, model=model))
     np.testing.assert_allclose(sigmoid, expected, rtol=1e-6)
-    assert create_metric("pixel_removal").params == {"fraction": 0.25, "baseline": "black", "readout": "sigmoid",
+    assert create_metric("pixel_removal").params == {"fraction": 0.25, "baseline": "auto", "readout": "sigmoid",
                                                       "max_batch": 256}
 
 

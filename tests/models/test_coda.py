@@ -13,6 +13,7 @@ from salbench.models.coda import (
     CoDAConfig,
     CoDANet,
     DAUConv2d,
+    EncodedCoDA,
     coda_spec,
     dau_layers,
     explanation_mode,
@@ -153,6 +154,17 @@ def test_add_inverse_feeds_pixels_and_their_inverse():
     x = torch.rand(1, 3, 64, 64)
     v, _ = _input_and_logits(model, x)
     torch.testing.assert_close(v, torch.cat([x, 1 - x], dim=1))
+
+
+def test_encoded_view_takes_the_six_channel_input():
+    """What pixel removal feeds a CoDA-Net: encode gives [x, 1 - x], forward classifies it as the model would."""
+    model = build_model("small_coda", 6).eval()
+    encoded = EncodedCoDA(model)
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(encoded.encode(x), torch.cat([x, 1 - x], dim=1))
+    torch.testing.assert_close(encoded(encoded.encode(x)), model(x))
+    with pytest.raises(TypeError, match="not a CoDA-Net"):
+        EncodedCoDA(build_model("small_cnn", 6))
 
 
 def test_randomisation_reinitialises_each_dau_top_down():

@@ -75,7 +75,8 @@ class GradCAM(Method):
         "Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra. Grad-CAM: Visual Explanations from Deep "
         "Networks via Gradient-based Localization. ICCV 2017. arXiv:1610.02391"
     )
-    #: ``layer`` comes from the model spec's target layer; the layer map is upsampled bilinearly
+    #: ``layer`` comes from the model spec's target layer; the layer map is upsampled bilinearly (the CoDA
+    #: authors' captum call, ``explainers/captum.py``, upsamples nearest: config/coda_cifar10.yaml sets it)
     defaults = {"layer": None, "upsample": "bilinear"}
     needs_layer = True
 

@@ -8,6 +8,14 @@ With the dynamic weights detached (:func:`~salbench.models.coda.explanation_mode
 logit w.r.t. ``v`` is ``W_c(x)``, so ``v * grad`` summed over the channels is a map whose sum is exactly
 ``logit_c - b``. The same holds for the output ``a_l`` of any DAU layer: the layers above it are linear
 in ``a_l``, so ``a_l * d logit_c / d a_l`` sums to ``logit_c - b`` too.
+
+Reference code followed: ``Trainer.attribute`` in ``training/trainer_base.py`` of github.com/moboehle/CoDA-Nets
+(explanation mode on every ``CoDAConv2d``, which detaches the weights and their norm, ``modules/coda_conv.py``;
+then captum's ``InputXGradient`` of the target logit w.r.t. ``pre_process_img(image)``, the 6-channel
+``AddInverse`` output); their localisation and pixel-removal scripts sum it over the 6 channels, as the method
+does here. Line by line the same, with one addition of ours: ``layer`` (intermediate layers, from the TPAMI
+version; the CVPR code explains the input only), whose maps are upsampled by ``upsample`` (bilinear: our choice,
+the CVPR code has no counterpart).
 """
 
 from __future__ import annotations

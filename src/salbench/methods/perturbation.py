@@ -108,14 +108,20 @@ def rise_masks(
     return rows.gather(2, xs[:, None, :].expand(-1, size[0], -1))
 
 
+#: what RISE weights each mask by: the model's own probability (its spec), softmax, sigmoid or the logit
+RISE_SCORES = ("probability", "softmax", "sigmoid", "logit")
+
+
 @register_method("rise")
 class RISE(Method):
     """Randomized Input Sampling for Explanation (Petsiuk, Das & Saenko 2018).
 
     ``N`` random binary ``s x s`` grids (keep probability ``p``, drawn from a generator seeded by ``seed``,
     identical for every item), upsampled bilinearly to ``(s+1)`` cells, randomly shifted by up to one cell
-    and cropped; saliency ``= sum_i P_c(x * M_i) M_i / (N p)`` with ``P_c`` the target's softmax
-    probability (``score="softmax"``, the paper) or logit. Masks multiply the normalised input
+    and cropped; saliency ``= sum_i P_c(x * M_i) M_i / (N p)`` with ``P_c`` the target's probability the way
+    the model was trained (``score="probability"``, keyed by its spec: softmax for cross-entropy models, as the
+    paper; sigmoid for BCE-trained CoDA-Nets, as the CoDA authors' RISE wrapper ``explainers/rise.py`` reads
+    ``trainer.predict``), or explicitly its ``softmax``, ``sigmoid`` or logit. Masks multiply the normalised input
     (``baseline="mean"``, masked-out = mean colour, as TorchRay does) or the pixel input (``"black"``).
     Paper: N = 4000 (VGG16) / 8000 (ResNet50), s = 7, p = 0.5; the default N = 8000 is TorchRay's.
     """
@@ -124,7 +130,7 @@ class RISE(Method):
         "Petsiuk, Das & Saenko. RISE: Randomized Input Sampling for Explanation of Black-box Models. "
         "BMVC 2018. arXiv:1806.07421"
     )
-    defaults = {"n_masks": 8000, "cells": 7, "p": 0.5, "seed": 0, "score": "softmax", "baseline": "mean",
+    defaults = {"n_masks": 8000, "cells": 7, "p": 0.5, "seed": 0, "score": "probability", "baseline": "mean",
                 "max_batch": 64}
 
     def __init__(self, **params: Any) -> None:
@@ -133,7 +139,7 @@ class RISE(Method):
             check_number(self, name, 1, integer=True)
         check_number(self, "p", 0.0)
         check_number(self, "seed", 0, integer=True)
-        check_choice("method", self.name, "score", self.params["score"], ("softmax", "logit"))
+        check_choice("method", self.name, "score", self.params["score"], RISE_SCORES)
         check_choice("method", self.name, "baseline", self.params["baseline"], ("mean", "black"))
 
     def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -145,6 +151,9 @@ class RISE(Method):
         grids = (torch.rand(n, s, s, generator=generator) < p).float()
         shifts = torch.stack([torch.randint(0, cell[0], (n,), generator=generator),
                               torch.randint(0, cell[1], (n,), generator=generator)], dim=1)
+        score = self.params["score"]
+        if score == "probability":
+            score = getattr(getattr(model, "spec", None), "probability", "softmax")
         per_chunk = max(1, self.params["max_batch"] // b)
         saliency = x.new_zeros(b, h, w, dtype=torch.float32)
         for start in range(0, n, per_chunk):
@@ -152,8 +161,10 @@ class RISE(Method):
             masks = rise_masks(grids[chunk].to(x.device), shifts[chunk].to(x.device), cell, (h, w))
             rows = masked_inputs(model, x, masks.to(x.dtype).expand(b, -1, -1, -1), self.params["baseline"])
             logits = chunked_logits(model, rows.flatten(0, 1), self.params["max_batch"]).view(b, masks.shape[0], -1)
-            if self.params["score"] == "softmax":
+            if score == "softmax":
                 logits = logits.softmax(dim=2)
+            elif score == "sigmoid":
+                logits = logits.sigmoid()
             scores = logits.gather(2, target.view(-1, 1, 1).expand(-1, masks.shape[0], 1)).squeeze(2).float()
             saliency += torch.einsum("bn,nhw->bhw", scores, masks)
         return saliency / (n * p)

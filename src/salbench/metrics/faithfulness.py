@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.coda import EncodedCoDA
 from ..params import ParamError, check_choice
 from .base import Metric, ScoringBatch, register_metric, saliency_ranks, top_pixels
 from .imputation import noisy_linear_imputation
@@ -370,18 +371,19 @@ class PixelRemoval(Metric):
         "CVPR 2021. arXiv:2104.00032 (pixel_removal.py in github.com/moboehle/CoDA-Nets)"
     )
     #: CoDA removes the least important pixels by multiplying its 6-channel [rgb, 1-rgb] input by a 0/1 mask and
-    #: reads the sigmoid of the true class's logit; here removal sets pixels to a pixel-space baseline colour
-    #: (black by default; zeroing both halves of CoDA's encoding is no pixel-space image). The per-item value
-    #: is the end point of CoDA's curve (25 %), whose mean over items is the number CoDA reports; CoDA's 128
-    #: sample points only draw the curve. ``readout: probability`` reads the probability the way the model was
-    #: trained (its spec: sigmoid for CoDA-Nets, softmax for cross-entropy models).
-    defaults = {"fraction": 0.25, "baseline": "black", "readout": "sigmoid", "max_batch": 256}
+    #: reads the sigmoid of the true class's logit. ``baseline: auto`` keys the removal by model family: a
+    #: CoDA-Net's pixel is zeroed in all 6 channels (the authors' ``masked_predict``; a black pixel would be
+    #: [0, 1], not removed), any other model's pixel is set to black; ``black`` / ``mean`` set pixel-space colours
+    #: for every model. The per-item value is the end point of CoDA's curve (25 %), whose mean over items is the
+    #: number CoDA reports; CoDA's 128 sample points only draw the curve. ``readout: probability`` reads the
+    #: probability the way the model was trained (its spec: sigmoid for CoDA-Nets, softmax for cross-entropy models).
+    defaults = {"fraction": 0.25, "baseline": "auto", "readout": "sigmoid", "max_batch": 256}
     needs_model = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.check_number("fraction", 0, maximum=1)
-        check_choice("metric", self.name, "baseline", self.params["baseline"], BASELINES)
+        check_choice("metric", self.name, "baseline", self.params["baseline"], ("auto", *BASELINES))
         check_choice("metric", self.name, "readout", self.params["readout"], ("sigmoid", "softmax", "probability"))
         self.check_number("max_batch", 1, integer=True)
 
@@ -389,18 +391,27 @@ class PixelRemoval(Metric):
         p, images, model = self.params, batch.images, self.model(batch)
         kind = getattr(getattr(model, "spec", None), "probability", "softmax") if p["readout"] == "probability" \
             else p["readout"]
-        fill = baseline_colour(model, p["baseline"], images)
+        inputs, fill, forward = self.removal_space(model, images)
         height, width = images.shape[-2:]
         # least important first (ties row-major): one selection per item, no sort (CoDA sorts every pixel)
         removed = top_pixels(-batch.maps.to(images.device), int(p["fraction"] * height * width))
         removed = removed.reshape(-1, 1, height, width)
 
         def perturb(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            return select(removed.index_select(0, i), fill, images.index_select(0, i))
+            return select(removed.index_select(0, i), fill, inputs.index_select(0, i))
 
         readout = target_readout(batch.targets.to(images.device), kind)
-        curves = perturbation_curves(model, perturb, readout, len(images), 1, p["max_batch"], images.device)
+        curves = perturbation_curves(forward, perturb, readout, len(images), 1, p["max_batch"], images.device)
         return as_numpy(curves[:, 0])
+
+    def removal_space(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, nn.Module]:
+        """``(inputs, fill, forward)``: a removed pixel is ``fill`` in ``inputs``, which ``forward`` classifies."""
+        baseline = self.params["baseline"]
+        if baseline == "auto" and getattr(getattr(model, "spec", None), "family", "cnn") == "coda":
+            encoded = EncodedCoDA(model)
+            inputs = encoded.encode(images)
+            return inputs, inputs.new_zeros(1, inputs.shape[1], 1, 1), encoded
+        return images, baseline_colour(model, "black" if baseline == "auto" else baseline, images), model
 
 
 @register_metric("infidelity")

@@ -26,6 +26,15 @@ The per-position weight tensors (``[B, C_out, D, h, w]``) are never materialised
 Inputs are pixel images in [0, 1], fed as ``[x, 1 - x]`` (6 channels, :class:`AddInverse`) without any
 normalisation; the head sums over positions and maps to logits ``out / T + b`` with ``b = log(0.1/0.9)``
 (:class:`LogitHead`), trained with binary cross-entropy (sigmoid class probabilities).
+
+Reference code followed (github.com/moboehle/CoDA-Nets): ``modules/DAUs.py`` (``DAUWeights``: a bias-free
+k x k convolution to rank ``r``, then a 1x1 convolution with bias to the per-position weights, both with
+PyTorch's default initialisation), ``modules/coda_conv.py`` (``CoDAConv2d``: unfold, weight, divide by the norm;
+``detach`` in explanation mode), ``modules/norms.py`` (squashing, L2), ``models/simple_coda.py`` and
+``modules/utils.py`` (``AdaptiveSumPool2d``, ``FinalLayer``), ``data/data_transforms.py`` (``AddInverse``).
+One deliberate difference, without effect on a trained network's function: the 1x1 convolution's output rows
+are ordered DAU-major here (row ``j * D + d``), patch-element-major there (their ``reshape_out`` views them as
+``[D, C_out]``), a permutation of parameters (their checkpoints would load after permuting those rows).
 """
 
 from __future__ import annotations
@@ -196,7 +205,39 @@ class CoDANet(nn.Module):
         self.head = LogitHead(config.temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.layers(self.add_inverse(x))))
+        return self.classify(self.add_inverse(x))
+
+    def classify(self, encoded: torch.Tensor) -> torch.Tensor:
+        """Logits from the 6-channel input ``[x, 1 - x]`` (everything after :class:`AddInverse`)."""
+        return self.head(self.pool(self.layers(encoded)))
+
+
+class EncodedCoDA(nn.Module):
+    """A CoDA-Net (bare or in its normalisation wrapper) fed its 6-channel input ``[x, 1 - x]`` directly.
+
+    The authors remove a pixel of a CoDA-Net by zeroing all 6 channels of that input (``masked_predict`` in
+    ``interpretability/analyses/pixel_removal.py`` of github.com/moboehle/CoDA-Nets multiplies
+    ``pre_process_img(img)``, i.e. ``AddInverse``'s output, by the 0/1 mask): no pixel-space image gives
+    such an input (a black pixel is ``[0, 1]``), so the removal happens on :meth:`encode`'s output and
+    :meth:`forward` classifies it.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        net = getattr(model, "net", model)
+        if not isinstance(net, CoDANet):
+            raise TypeError(f"{type(net).__name__} is not a CoDA-Net: only a CoDA-Net has the [x, 1 - x] input")
+        self.model, self.net = model, net
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The 6-channel input ``[x', 1 - x']`` of pixel images ``x`` (``x'`` after the wrapper's normalisation)."""
+        mean, std = getattr(self.model, "mean", None), getattr(self.model, "std", None)
+        if mean is not None and std is not None:
+            x = (x - mean) / std
+        return self.net.add_inverse(x)
+
+    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
+        return self.net.classify(encoded)
 
 
 def dau_layers(model: nn.Module) -> list[DAUConv2d]:
