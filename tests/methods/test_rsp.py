@@ -162,7 +162,7 @@ def _mlp() -> nn.Sequential:
 
 
 def _rap_by_hand(net: nn.Sequential, x: list[float], t: int) -> list[float]:
-    """RAP with plain Python loops: absolute influence, activators/inverted inhibitors + shift, z^B on [0, 1]."""
+    """RAP with plain Python loops: absolute influence, activators/inverted inhibitors + shift, z^B on [min, max]."""
     w = [layer.weight.tolist() for layer in (net[1], net[3], net[5])]
     b = [layer.bias.tolist() for layer in (net[1], net[3], net[5])]
     a1 = [max(sum(wi * xi for wi, xi in zip(row, x)) + bj, 0.0) for row, bj in zip(w[0], b[0])]
@@ -183,10 +183,11 @@ def _rap_by_hand(net: nn.Sequential, x: list[float], t: int) -> list[float]:
     nonzero = [i for i, v in enumerate(r1) if v != 0]
     excess = (sum(r1) - sum(r2)) / len(nonzero)
     r1 = [v - excess if i in nonzero else v for i, v in enumerate(r1)]
-    # input layer 3 -> 4: z^B with l = 0, h = 1
+    # input layer 3 -> 4: z^B with l = min(x), h = max(x), one pair per item (the authors' final_backward)
+    lo, hi = min(x), max(x)
     r0 = [0.0] * len(x)
     for j, rj in enumerate(r1):
-        terms = [xi * wi - min(wi, 0.0) for xi, wi in zip(x, w[0][j])]
+        terms = [xi * wi - lo * max(wi, 0.0) - hi * min(wi, 0.0) for xi, wi in zip(x, w[0][j])]
         for i, term in enumerate(terms):
             r0[i] += rj * term / sum(terms)
     return r0

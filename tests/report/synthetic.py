@@ -81,8 +81,23 @@ def make_study(root: Path) -> Study:
         "study": "synthetic", "config": config, "score_files": score_files, "map_stores": map_stores,
         "data_stores": {"shapes": data_path}, "out_dir": root / "report", "tables_dir": root / "tables",
         "metric_info": METRIC_INFO, "claims_file": claims, "curve_files": curve_files,
-        "grid_map_stores": grid_map_stores(root / "grid", data_path),
+        "grid_map_stores": grid_map_stores(root / "grid", data_path), "fidelity_file": _fidelity(root / "fidelity.md"),
     })
+
+
+#: a fidelity table with a row of a method the study ran (gradcam) and one it did not (rap)
+FIDELITY = """# Fidelity
+
+| method | reference | difference | why | effect on the numbers |
+|---|---|---|---|---|
+| `gradcam` | `jacobgil/pytorch-grad-cam`, `base_cam.py` | none \\| all | a <b>test</b> | none |
+| `rap` | `wjNam/Relative_Attributing_Propagation`, `modules/layers.py` | none | - | none |
+"""
+
+
+def _fidelity(path: Path) -> Path:
+    path.write_text(FIDELITY)
+    return path
 
 
 def _data(rng: np.random.Generator) -> xr.Dataset:

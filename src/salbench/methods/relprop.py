@@ -7,7 +7,7 @@ module tree backwards, from a start module down to the input, and applies a rule
 * chains (``nn.Sequential`` and any other container, children in the order they were called; a tensor reshape
   between two children, such as ``torch.flatten`` in a forward, is undone on the relevance),
 * ``Conv2d``/``Linear``: the method's own rule (:func:`rsp_conv` for RSP, :func:`rap_weighted` for RAP); the
-  first weighted layer of the network uses the z^B rule (:func:`zbox`) bounded by the images of pixel 0 and 1,
+  first weighted layer of the network uses the z^B rule (:func:`zbox`) with the bounds of :func:`input_bounds`,
 * ``BatchNorm2d`` (:func:`batch_norm_rule`), max/average pooling (:func:`pool_rule`), ``Flatten`` (reshape),
   ReLU/Dropout/Identity (relevance passes unchanged),
 * residual blocks (torchvision's and timm's ``BasicBlock``/``Bottleneck``): the relevance of the block output
@@ -16,14 +16,16 @@ module tree backwards, from a start module down to the input, and applies a rule
 
 Convolutions and linear layers are handled in one form, as a matrix product of the weights ``[O, D]`` with
 patches ``[B, D, L]`` of the input (``unfold`` for convolutions), so a rule is written once and every item of a
-batch keeps its own, per-item quantities. Divisions are safe: ``a / b`` is 0 where ``b == 0`` (eps 1e-9, as
-in the authors' code).
+batch keeps its own, per-item quantities (the authors run one image at a time). Divisions are safe: ``a / b``
+is 0 where ``b == 0``, as the authors' ``safe_divide``.
 
-References: Nam, Gur, Choi, Wolf & Lee, "Relative Attributing Propagation: Interpreting the Comparative
-Contributions of Individual Units in Deep Neural Networks", AAAI 2020 (arXiv:1904.00605); Nam, Choi & Lee,
-"Interpreting Deep Neural Networks with Relative Sectional Propagation by Analyzing Comparative Gradients and
-Hostile Activations", AAAI 2021 (arXiv:2012.03434). Rules re-derived from the papers and the authors' public
-code (github.com/wjNam/Relative_Attributing_Propagation, .../Relative_Sectional_Propagation).
+Reference code followed, rule by rule (each function names its counterpart): ``modules/layers.py`` of
+github.com/wjNam/Relative_Attributing_Propagation (RAP: ``Conv2d``/``Linear``/``BatchNorm2d``/``RelPropSimple``
+``.RAP_relprop``) and of github.com/wjNam/Relative_Sectional_Propagation (RSP: the same classes'
+``.RSP_relprop``). Papers: Nam, Gur, Choi, Wolf & Lee, "Relative Attributing Propagation: Interpreting the
+Comparative Contributions of Individual Units in Deep Neural Networks", AAAI 2020 (arXiv:1904.00605); Nam, Choi
+& Lee, "Interpreting Deep Neural Networks with Relative Sectional Propagation by Analyzing Comparative Gradients
+and Hostile Activations", AAAI 2021 (arXiv:2012.03434).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .lazy import TIMM_RESNET, TV_RESNET, loaded_classes
 class UnsupportedModuleError(TypeError):
     """The network holds a module (or layout) the relevance rules do not cover; the message names it."""
 
-#: stabiliser of the authors' code (safe division, pooled inputs)
+#: the authors' stabiliser, added to pooled inputs (RSP) and to rectified residual summands
 EPS = 1e-9
 
 #: modules through which relevance passes unchanged (ReLU passes it to its input, as in LRP)
@@ -65,12 +67,17 @@ def per_item_sum(values: torch.Tensor) -> torch.Tensor:
     return values.flatten(1).sum(1).view(-1, *([1] * (values.dim() - 1)))
 
 
+def shift_nonzero(values: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+    """The authors' ``shift_rel``: subtract ``amount`` (``[B, 1, ...]``) from each item, spread evenly over its
+    nonzero entries; entries that are exactly 0 (inactive units) stay 0."""
+    nonzero = (values != 0).to(values.dtype)
+    return values - nonzero * safe_divide(amount, per_item_sum(nonzero))
+
+
 def uniform_shift(contributions: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """RAP/RSP's uniform shifting: subtract one constant from every nonzero entry so that each item's sum is
-    the sum of ``relevance`` (conservation); entries that are exactly 0 (inactive units) stay 0."""
-    nonzero = (contributions != 0).to(contributions.dtype)
-    excess = per_item_sum(contributions) - per_item_sum(relevance)
-    return contributions - nonzero * safe_divide(excess, per_item_sum(nonzero))
+    """RAP's uniform shifting: shift the nonzero entries so that each item's sum is the sum of ``relevance``
+    (conservation; ``pos_prop`` of ``Linear``/``Conv2d.RAP_relprop`` shifts by ``sum(C) - sum(R)``)."""
+    return shift_nonzero(contributions, per_item_sum(contributions) - per_item_sum(relevance))
 
 
 # --- conv and linear layers as weights x patches --------------------------------------------------------------
@@ -124,12 +131,28 @@ def columns(relevance: torch.Tensor) -> torch.Tensor:
 # --- rules ----------------------------------------------------------------------------------------------------
 
 
+def input_bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """RAP's and RSP's z^B bounds: ONE ``L`` and ONE ``H`` per item, the minimum and maximum of the whole input
+    tensor of the first layer over channels and pixels (``final_backward`` in both authors' ``Conv2d``), as
+    ``[B, 1, ...]`` tensors that broadcast against ``x``.
+
+    That input is the *normalised* image: the authors normalise in the data loader, before the network, and
+    their first convolution sees ``(image - mean) / std``; our models keep the normalisation inside the model
+    (``NormalizedClassifier``), and RAP/RSP run on the inner network, whose first layer sees the same tensor.
+    So ``L``/``H`` are its extremes over the image actually given, not the images of pixel values 0 and 1.
+    """
+    shape = (-1, *([1] * (x.dim() - 1)))
+    return x.flatten(1).amin(1).view(shape), x.flatten(1).amax(1).view(shape)
+
+
 def zbox(layer: nn.Module, x: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
          relevance: torch.Tensor) -> torch.Tensor:
-    """The z^B rule of the first layer (Montavon et al. 2017), the input rule of RAP and RSP.
+    """The z^B rule of the first layer (Montavon et al. 2017), the input rule of RAP and RSP (their
+    ``Conv2d.*_relprop.final_backward``).
 
     ``R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) / z_j R_j`` with ``z_j`` the sum of the numerators over
-    ``i`` and ``l <= x <= h`` the input bounds (bias left out): conserving wherever ``z_j != 0``.
+    ``i`` and ``l <= x <= h`` the input bounds, broadcastable against ``x`` (bias left out, zero padding for all
+    three terms as in their code): conserving wherever ``z_j != 0``.
     """
     w = weights(layer)
     w_pos, w_neg = w.clamp(min=0), w.clamp(max=0)
@@ -163,41 +186,68 @@ def comparative_shares(conv: nn.Conv2d, x: torch.Tensor,
 
 
 def rsp_conv(conv: nn.Conv2d, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """RSP's convolution rule: ``C+ - C-`` for 1x1 kernels; ``2 (C+ - C-)`` uniformly shifted to conserve the
-    relevance for larger kernels (:func:`comparative_shares`, :func:`uniform_shift`)."""
+    """RSP's convolution rule (``Conv2d.RSP_relprop`` of the RSP code): ``C+ - C-`` for kernels of height 1
+    (the authors test the kernel height); otherwise ``2 (C+ - C-)`` with ``sum(R)`` subtracted evenly from its
+    nonzero entries (their ``pos_prop``/``shift_rel``), see :func:`comparative_shares`.
+
+    The shift subtracts ``sum(R)``, not the excess over ``sum(R)``: where both parts conserve (every output with
+    relevance has an active input) the two are the same and the layer conserves; where a part loses relevance,
+    the authors' rule does not restore it, and neither does this one.
+    """
     if not isinstance(conv, nn.Conv2d):
         raise UnsupportedModuleError(f"RSP propagates the convolutional feature extractor only, not {conv}")
     target, hostile = comparative_shares(conv, x, relevance)
-    if all(k == 1 for k in conv.kernel_size):
+    if conv.kernel_size[0] == 1:
         return target - hostile
-    return uniform_shift(2 * (target - hostile), relevance)
+    return shift_nonzero(2 * (target - hostile), per_item_sum(relevance))
+
+
+def rap_shares(relevance: torch.Tensor, activation: torch.Tensor, inhibition: torch.Tensor,
+               negative_to_inhibitors: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """RAP's per-output factors ``(s_a, s_i)`` of one pass: an input gets ``|x| (w+ . s_a + |w-| . s_i)``.
+
+    ``activation`` ``A_j`` and ``inhibition`` ``I_j`` (both >= 0) are the output's totals over the pass's two
+    groups (``Za1``/``Za2`` of the authors' ``pos_prop``). The second group always gets the inverted share
+    ``R_j I_j / (A_j + I_j)`` (the sign of ``R_j``). The rest of ``R_j`` goes, in ``Linear.RAP_relprop``, to the
+    first group whatever its sign; in ``Conv2d.RAP_relprop`` (``negative_to_inhibitors``) only a positive ``R_j``
+    goes to the first group, and a negative one to the second (their ``S1n`` divides by ``Za2``), which then
+    receives ``R_j (1 + I_j / (A_j + I_j))`` in all.
+    """
+    inhibited = safe_divide(inhibition, activation + inhibition)
+    if not negative_to_inhibitors:
+        return safe_divide(relevance, activation), safe_divide(relevance * inhibited, inhibition)
+    positive, negative = relevance.clamp(min=0), relevance.clamp(max=0)
+    return (safe_divide(positive, activation),
+            safe_divide(positive * inhibited + negative * (1 + inhibited), inhibition))
 
 
 def rap_weighted(layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """RAP's rule for a hidden conv or linear layer: activators, inverted inhibitors, uniform shift.
+    """RAP's rule for a hidden conv or linear layer (``Conv2d.RAP_relprop``/``Linear.RAP_relprop`` of the RAP
+    code): activators, inverted inhibitors, uniform shift.
 
-    For an output ``j`` with relevance ``R_j`` (either sign), the activators (inputs with positive
-    contribution ``x_i w_ij``, total ``A_j``) share ``R_j`` in proportion to their contributions; the inhibitors
-    (negative contributions, total magnitude ``I_j``) share ``R_j I_j / (A_j + I_j)`` in proportion to their
-    magnitudes, i.e. with the sign of ``R_j`` (relevance inversion). The result is shifted uniformly over its
-    nonzero entries to conserve the relevance. (The authors' code treats the inputs' negative parts in a
-    separately shifted pass; here all inputs enter one pass, which is identical for the non-negative inputs
-    of every hidden layer of a ReLU network.)
+    The authors make one pass per sign of the input, ``x+`` and then ``x-``, each shifted on its own to conserve
+    ``R`` (:func:`uniform_shift`), and add them. In a pass over ``|x|`` the first group is the inputs' products
+    with the positive weights and the second with the negative weights (magnitudes); for ``x+`` these are the
+    activators and inhibitors, for ``x-`` the roles swap but the code keeps the weight-sign grouping. The split of
+    ``R_j`` between the groups is :func:`rap_shares`: the linear variant for ``nn.Linear``, the conv variant
+    (negative relevance to the inhibitors only) for ``nn.Conv2d``. Hidden inputs of a ReLU network are
+    non-negative, so the ``x-`` pass is empty (and skipped) there; where it is not, the layer's output sums to
+    ``2 R`` as in the authors' code.
     """
     w = weights(layer)
-    signed_parts = [(x.clamp(min=0), w.clamp(min=0), w.clamp(max=0))]
-    if (x < 0).any():  # hidden inputs of ReLU networks are non-negative: skip the empty pass
-        signed_parts.append((x.clamp(max=0), signed_parts[0][2], signed_parts[0][1]))
-    # per sign of the input: (input part, weights it activates with, weights it inhibits with)
-    cols = [patches(layer, part) for part, _, _ in signed_parts]
-    activation = sum(apply(w_act, c) for (_, w_act, _), c in zip(signed_parts, cols))
-    inhibition = -sum(apply(w_inh, c) for (_, _, w_inh), c in zip(signed_parts, cols))
+    positive_w, negative_w = w.clamp(min=0), (-w).clamp(min=0)
     r = columns(relevance)
-    s_act = safe_divide(r, activation)
-    s_inh = safe_divide(r * safe_divide(inhibition, activation + inhibition), inhibition)
+    negative_to_inhibitors = isinstance(layer, nn.Conv2d)
+    magnitudes = [x.clamp(min=0)]
+    if (x < 0).any():
+        magnitudes.append((-x).clamp(min=0))
     back = lambda matrix, s: unpatch(layer, apply_transposed(matrix, s), x)  # noqa: E731
-    contributions = sum(part * (back(w_act, s_act) - back(w_inh, s_inh)) for part, w_act, w_inh in signed_parts)
-    return uniform_shift(contributions, relevance)
+    total = torch.zeros_like(x)
+    for part in magnitudes:
+        cols = patches(layer, part)
+        s_first, s_second = rap_shares(r, apply(positive_w, cols), apply(negative_w, cols), negative_to_inhibitors)
+        total = total + uniform_shift(part * (back(positive_w, s_first) + back(negative_w, s_second)), relevance)
+    return total
 
 
 def absolute_influence(linear: nn.Module, x: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
@@ -205,9 +255,11 @@ def absolute_influence(linear: nn.Module, x: torch.Tensor, selection: torch.Tens
 
     ``selection`` weighs the outputs (RAP's one-hot ``T``). Each input's contribution ``c_i = x_i sum_j w_ji T_j``
     is taken in absolute value and normalised so the input relevances sum to the selected output ``sum_j T_j y_j``
-    (bias included). The authors' code first spreads the bias over the positive and negative contributions in
-    proportion to their totals, which scales every ``c_i`` by the same factor and so leaves ``|c_i| / sum |c|``
-    unchanged.
+    (bias included). The authors' code (``Linear.RAP_relprop``: ``first_prop`` then ``redistribute``) first
+    spreads the bias over the positive and negative contributions in proportion to their totals, which, for the
+    non-negative inputs of a ReLU network's output layer, scales every ``c_i`` by the same factor and so leaves
+    ``|c_i| / sum |c|`` unchanged. (Their bias spreading skips the contributions of negative inputs; a head fed
+    negative inputs would differ from theirs.)
     """
     if not isinstance(linear, nn.Linear):
         raise UnsupportedModuleError(f"RAP needs a network that ends in a linear layer, not {linear}")
@@ -222,7 +274,8 @@ def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def batch_norm_rule(bn: nn.BatchNorm2d, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """RAP/RSP's batch-norm rule: relevance passes to the inputs with a nonzero scaled value ``x gamma / sigma``.
+    """RAP/RSP's batch-norm rule (``BatchNorm2d.RAP_relprop``/``.RSP_relprop``): relevance passes to the inputs
+    with a nonzero scaled value ``x gamma / sigma``.
 
     The authors' rule spreads the bias over the channel's nonzero-relevance positions, subtracts it, passes
     both parts through the ratio rule ``x a . R / (x a)`` and adds them back; the bias parts cancel, leaving
@@ -234,11 +287,12 @@ def batch_norm_rule(bn: nn.BatchNorm2d, x: torch.Tensor, relevance: torch.Tensor
     return relevance * active
 
 
-def pool_rule(pool: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """The z-rule through a pooling layer (max pooling: to the maximum; average: in proportion to the inputs),
-    on ``x + 1e-9`` as in the authors' code, so an all-zero window shares its relevance evenly."""
+def pool_rule(pool: nn.Module, x: torch.Tensor, relevance: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """The z-rule through a pooling layer (max pooling: to the maximum; average: in proportion to the inputs) on
+    ``x + eps`` (``RelPropSimple``): RSP's code adds 1e-9 (an all-zero window keeps its relevance), RAP's adds
+    nothing (a zero input gets exactly 0, and an all-zero window loses its relevance)."""
     with torch.enable_grad():
-        leaf = (x.detach() + EPS).requires_grad_()
+        leaf = (x.detach() + eps).requires_grad_()
         z = pool(leaf)
         (grad,) = torch.autograd.grad(z, leaf, safe_divide(relevance, z.detach()))
     return leaf.detach() * grad
@@ -250,7 +304,8 @@ def sum_rule(a: torch.Tensor, b: torch.Tensor, relevance: torch.Tensor) -> tuple
 
     RAP's older code splits by the raw summands, which explodes where they nearly cancel: a barely active unit
     still receives the uniform shift, and ``a / (a + b)`` multiplies it by a huge factor of either sign (in
-    float32 a batch then no longer matches its items). Both methods here use the rectified split.
+    float32 a batch then no longer matches its items). Both methods here use the rectified split (RSP's
+    ``RelPropSimple.RSP_relprop`` on ``Add``; RAP's ``RelPropSimple.RAP_relprop`` splits by the raw summands).
     """
     a, b = a.clamp(min=0) + EPS, b.clamp(min=0) + EPS
     s = safe_divide(relevance, a + b)
@@ -346,8 +401,9 @@ class Propagation:
     output) down to the network input.
 
     ``weighted`` is the method's rule for conv/linear layers; the first weighted layer of the forward uses
-    :func:`zbox` with the input bounds ``low``/``high`` (shaped like the network input); ``overrides`` maps
-    modules to their own ``rule(x, relevance)``.
+    :func:`zbox` with the bounds of :func:`input_bounds` (the extremes of that layer's input per item);
+    ``pool_eps`` is the method's stabiliser for :func:`pool_rule`; ``overrides`` maps modules to their own
+    ``rule(x, relevance)``.
     """
 
     def __init__(
@@ -355,11 +411,10 @@ class Propagation:
         net: nn.Module,
         records: dict[nn.Module, Record],
         weighted: WeightedRule,
-        bounds: tuple[torch.Tensor, torch.Tensor],
+        pool_eps: float = EPS,
         overrides: dict[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
     ) -> None:
-        self.net, self.records, self.weighted = net, records, weighted
-        self.low, self.high = bounds
+        self.net, self.records, self.weighted, self.pool_eps = net, records, weighted, pool_eps
         self.overrides = overrides or {}
         self.blocks = residual_blocks()
         layers = [m for m in records if isinstance(m, WEIGHTED)]
@@ -403,12 +458,12 @@ class Propagation:
         if isinstance(module, WEIGHTED):
             x = self.input_of(module)
             if module is self.first:
-                return zbox(module, x, self.low.reshape(x.shape[1:]), self.high.reshape(x.shape[1:]), relevance)
+                return zbox(module, x, *input_bounds(x), relevance)
             return self.weighted(module, x, relevance)
         if isinstance(module, nn.BatchNorm2d):
             return batch_norm_rule(module, self.input_of(module), relevance)
         if isinstance(module, POOLS):
-            return pool_rule(module, self.input_of(module), relevance)
+            return pool_rule(module, self.input_of(module), relevance, self.pool_eps)
         if isinstance(module, nn.Flatten):
             return relevance.reshape(self.input_of(module).shape)
         if isinstance(module, PASS_THROUGH):

@@ -6,13 +6,17 @@ propagation engine of :mod:`.relprop`; the pixel map is the input relevance summ
 
 * **RAP** starts from the one-hot target output and propagates through the whole network, linear layers
   included: absolute influence normalisation at the output layer, activators and (inverted) inhibitors with a
-  uniform shift at every hidden conv/linear layer, z^B at the input. The input relevances sum to the target
-  logit.
+  uniform shift at every hidden conv/linear layer (negative relevance to the inhibitors only at convolutions),
+  z^B at the input. The input relevances sum to the target logit.
 * **RSP** starts at the target layer (the model spec's Grad-CAM layer) and propagates only the feature
   extractor below it. The start is the *relative* Grad-CAM of the target against the ``top_n - 1`` other
   highest-scoring classes (the hostile factor, :func:`relative_gradcam`), purged of channel conflicts
   (:func:`purge`); the convolutions propagate target and hostile relevance separately with comparative
   gradients, doubled and uniformly shifted (:func:`~.relprop.rsp_conv`).
+
+Both input rules bound the first layer's input by its own minimum and maximum per image
+(:func:`~.relprop.input_bounds`), as the authors' ``final_backward``. Each class names the reference code it
+follows; the deliberate differences are listed there and in ``docs/fidelity.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from .cam import resolve_layer
 from .relprop import (
     Propagation, absolute_influence, output_layer, per_item_sum, rap_weighted, recording, rsp_conv, safe_divide,
 )
+
+#: RAP's pooling adds nothing to the pooled inputs (``RelPropSimple.RAP_relprop``; RSP's adds 1e-9)
+RAP_POOL_EPS = 0.0
 
 RAP_CITATION = (
     "Nam, Gur, Choi, Wolf & Lee. Relative Attributing Propagation: Interpreting the Comparative Contributions "
@@ -85,16 +92,19 @@ def unsummed_gradcams(logits: torch.Tensor, activations: torch.Tensor, classes: 
     return torch.stack(cams, dim=1)
 
 
-def _bounds(z: torch.Tensor, mean: torch.Tensor | float, std: torch.Tensor | float) -> tuple[torch.Tensor, ...]:
-    """Images of pixel values 0 and 1 in the network's input space, shaped like one item."""
-    return tuple(torch.as_tensor((v - mean) / std, dtype=z.dtype, device=z.device).expand_as(z[:1])
-                 for v in (0.0, 1.0))
-
-
 @register_method("rap")
 class RAP(ChannelMethod):
     """Relative Attributing Propagation (Nam et al. 2020): positive and negative attributions separated by
-    activators and inverted inhibitors at every layer, uniformly shifted, from the target output to the input."""
+    activators and inverted inhibitors at every layer, uniformly shifted, from the target output to the input.
+
+    Follows github.com/wjNam/Relative_Attributing_Propagation: ``main.py`` (one-hot ``T`` of the target,
+    ``model.RAP_relprop(R=T)``, channel sum) and ``modules/layers.py`` (``Linear.RAP_relprop`` at the output and
+    hidden linear layers, ``Conv2d.RAP_relprop`` at convolutions, its ``final_backward`` at the input,
+    ``BatchNorm2d``/``RelPropSimple`` for the rest). Deliberate differences: residual additions split by the
+    rectified summands (:func:`~.relprop.sum_rule`), not the raw ones; the z^B rule also serves a network whose
+    first weighted layer is linear (the authors' code has it for 3-channel convolutions only); any batch size
+    (the authors run one image at a time; every quantity here is per item).
+    """
 
     citation = RAP_CITATION
     requires = ("propagation_rules",)
@@ -108,7 +118,7 @@ class RAP(ChannelMethod):
             logits = net(z)
         head = output_layer(records, logits)
         selection = F.one_hot(target, logits.shape[1]).to(logits.dtype)
-        walk = Propagation(net, records, rap_weighted, _bounds(z, mean, std),
+        walk = Propagation(net, records, rap_weighted, pool_eps=RAP_POOL_EPS,
                            overrides={head: lambda x, r: absolute_influence(head, x, r)})
         with torch.no_grad():
             return walk.run(head, selection)
@@ -121,12 +131,26 @@ class RSP(ChannelMethod):
 
     The target layer needs at least 2 x 2 locations: at 1 x 1 the relative map's target and hostile parts
     (equal mass) cancel at the one location, and rounding decides the sign of the whole map.
+
+    Follows github.com/wjNam/Relative_Sectional_Propagation: ``main.py`` (``relative_GAM``: per-class unsummed
+    Grad-CAMs from ``baselines/gradcam.py``'s ``generate_cam_without_sum``, each over its maximum, the relative
+    map and its purging; ``model.RSP``: the feature extractor below the Grad-CAM layer) and ``modules/layers.py``
+    (``Conv2d``/``BatchNorm2d``/``RelPropSimple`` ``.RSP_relprop``, ``final_backward`` at the input).
+    Deliberate differences: the released ``main.py`` loop starts from the target's plain max-normalised
+    Grad-CAM and never calls ``relative_GAM`` (which reads undefined globals); we start, as the paper, from the
+    relative, purged map. ``top_n`` is ours: ``relative_GAM(num_pred, ...)`` takes the number of compared
+    classes as an argument and no released code sets it. The compared classes are the target and the
+    ``top_n - 1`` highest-scoring others (the authors' list is the top predictions, which holds the target when
+    it is the prediction). A class map with no positive entry is left unscaled (the authors' division by
+    ``max + 1e-9`` flips or blows it up). The authors' ResNet has no ``Bottleneck.RSP_relprop``; a residual
+    block here composes their ``Add`` (rectified split), ``BatchNorm2d`` and ``Conv2d`` rules in its order.
+    Any batch size, per-item quantities (the authors run one image at a time).
     """
 
     citation = RSP_CITATION
     requires = ("propagation_rules",)
     #: ``layer`` from the model spec (VGG16 features.29, ResNet50 layer4 in the paper). ``top_n``: classes
-    #: compared, target included; the reference code leaves it a free argument, 5 is our choice (unverified)
+    #: compared, target included; ours (the authors' ``relative_GAM`` takes it as an argument, never set)
     defaults = {"layer": None, "top_n": 5, "channel_reduction": "sum"}
     needs_layer = True
 
@@ -150,6 +174,6 @@ class RSP(ChannelMethod):
             classes = _compared_classes(logits, target, self.params["top_n"])
             cams = unsummed_gradcams(logits, activations, classes)
         start = purge(relative_gradcam(cams))
-        walk = Propagation(net, records, rsp_conv, _bounds(z, mean, std))
+        walk = Propagation(net, records, rsp_conv)
         with torch.no_grad():
             return walk.run(layer, start)
