@@ -1,12 +1,15 @@
 """Config validation: defaults filled, and one clear message naming the key for each mistake."""
 
 import copy
+import datetime
+import json
+import math
 from pathlib import Path
 
 import pytest
 import yaml
 
-from salbench.config import ConfigError, load_config, validate_config
+from salbench.config import ConfigError, load_config, validate_config, workflow_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -103,3 +106,106 @@ def test_source_hash_follows_imports_of_one_method_only():
     assert source_hash(["methods/gradient.py"]) == source_hash(["methods/gradient.py"])
     # a parenthesised import list over several lines, with a comment, is followed too
     assert {"methods/cam.py", "methods/gradient.py", "methods/variants.py"} <= source_closure("methods/__init__.py")
+
+
+def _set_in(path: tuple, value):
+    """A change that sets the config entry at ``path`` (keys of nested mappings, created on the way)."""
+    def change(config):
+        node = config
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "hint"),
+    [
+        # non-finite numbers: JSON Schema's `number` (and the parameters' type check) let .inf and .nan through
+        (_set_in(("models", "cnn", "train", "lr"), math.inf), "models.cnn.train.lr", "inf is not a finite number"),
+        (_set_in(("models", "cnn", "train", "lr"), math.nan), "models.cnn.train.lr", "nan is not a finite number"),
+        (_set_in(("methods", "centre", "params", "sigma"), -math.inf), "methods.centre.params.sigma", "finite"),
+        (_set_in(("sanity", "thresholds", "model_sensitivity"), math.nan), "sanity.thresholds.model_sensitivity",
+         "finite"),
+        (_set_in(("sanity", "measures"), [math.inf]), "sanity.measures.0", "finite"),
+        # names that are not strings: YAML reads `1:`, `yes:` and `~:` as an int, a bool and null
+        (_set_in(("methods", 1), {"method": "gradient"}), "methods.1", "not a string"),
+        (_set_in(("datasets", True), {"source": "shapes"}), "datasets.True", "not a string"),
+        (_set_in(("metrics", "deletion", "params", 4), 1), "metrics.deletion.params.4", "not a string"),
+        (_set_in((None,), 1), "None", "not a string"),
+        # values YAML reads as something no JSON document holds (a date)
+        (_set_in(("study",), datetime.date(2024, 1, 2)), "study", "quote it"),
+        # seeds: non-negative 32-bit integers everywhere
+        (_set_in(("datasets", "shapes", "params", "seed"), -1), "datasets.shapes.params.seed", "0 to 4294967295"),
+        (_set_in(("datasets", "shapes", "params", "seed"), 2**32), "datasets.shapes.params.seed", "0 to 4294967295"),
+        (_set_in(("methods", "rise", "params", "seed"), -3), "methods.rise.params.seed", "0 to 4294967295"),
+        (_set_in(("metrics", "max_sensitivity", "params", "seed"), -1), "metrics.max_sensitivity.params.seed",
+         "0 to 4294967295"),
+        (_set_in(("seed",), 2**32), "seed", "maximum"),
+        (_set_in(("grid", "seed"), 2**40), "grid.seed", "maximum"),
+        (_set_in(("layerwise", "seed"), -1), "layerwise.seed", "minimum"),
+        # names that are not safe file names (they become path parts and command-line values)
+        (_set_in(("methods", "."), {"method": "gradient"}), "methods", "'.' is not allowed"),
+        (_set_in(("methods", ".."), {"method": "gradient"}), "methods", "'..' is not allowed"),
+        (_set_in(("methods", "-x"), {"method": "gradient"}), "methods", "not starting with"),
+        (_set_in(("methods", ".hidden"), {"method": "gradient"}), "methods", "not starting with"),
+        (_set_in(("metrics", ".."), {"metric": "deletion"}), "metrics", "'..' is not allowed"),
+        (_set_in(("models", "m" * 101), {"arch": "small_cnn"}), "models", "at most 100"),
+        (_set_in(("methods", "Gradient"), {"method": "gradient"}), "methods", "differ only in case"),
+        # a whole-number float where the schema says integer would reach range() and friends as a float
+        (_set_in(("models", "cnn", "train", "epochs"), 2.0), "models.cnn.train.epochs", "integer"),
+    ],
+)
+def test_values_and_names_the_jobs_cannot_take_are_refused_naming_the_key(change, key, hint):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_with(change))
+    message = str(info.value)
+    assert "\n" not in message and f"config key '{key}'" in message and hint in message, message
+
+
+@pytest.mark.parametrize(("document", "hint"), [({}, "the config is empty"), ([], "mapping"), ("demo", "mapping"),
+                                                (None, "mapping")])
+def test_an_empty_or_non_mapping_config_is_refused(document, hint):
+    with pytest.raises(ConfigError) as info:
+        validate_config(document)
+    message = str(info.value)
+    assert message.startswith("config key '(top level)'") and hint in message and "\n" not in message, message
+
+
+def test_empty_config_file_is_refused_not_replaced_by_the_default(tmp_path):
+    for text in ("", "{}\n", "# nothing\n"):
+        (tmp_path / "empty.yaml").write_text(text)
+        with pytest.raises(ConfigError, match="the config is empty"):
+            load_config(tmp_path / "empty.yaml")
+
+
+def test_safe_names_and_large_valid_seeds_are_accepted():
+    config = _with(_set_in(("methods", "gradient@captum"), {"method": "gradient"}))
+    config["methods"]["a.b-c_d"] = {"method": "gradient"}
+    config["datasets"]["shapes"]["params"]["seed"] = 2**32 - 1
+    config["seed"] = 2**32 - 1
+    validated = validate_config(config)
+    assert {"gradient@captum", "a.b-c_d"} <= set(validated["methods"])
+
+
+def test_json_config_files_are_read_as_snakemake_reads_them_but_refuse_repeated_keys_and_nan(tmp_path):
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(DEFAULT, indent="\t"))  # tab-indented JSON, which YAML cannot read
+    assert load_config(path)["study"] == DEFAULT["study"]
+    path.write_text('{"seed": 1, "seed": 2}')
+    with pytest.raises(ConfigError, match=r"config key 'seed' is given twice"):
+        load_config(path)
+    path.write_text(json.dumps({**DEFAULT, "seed": 0}).replace('"seed": 0', '"seed": NaN', 1))
+    with pytest.raises(ConfigError, match=r"config key 'seed': nan is not a finite number"):
+        load_config(path)
+
+
+def test_the_workflow_config_is_the_default_only_without_a_config_file(tmp_path):
+    default = ROOT / "config" / "config.yaml"
+    assert workflow_config({}, [], default)["study"] == DEFAULT["study"]
+    (tmp_path / "empty.yaml").write_text("{}\n")
+    with pytest.raises(ConfigError, match="the config is empty"):  # Snakemake read it as {}
+        workflow_config({}, [tmp_path / "empty.yaml"], default)
+    (tmp_path / "twice.yaml").write_text((ROOT / "config" / "config.yaml").read_text() + "seed: 3\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: config key 'seed' is given twice"):  # Snakemake kept seed: 3
+        workflow_config({**DEFAULT, "seed": 3}, [tmp_path / "twice.yaml"], default)

@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from salbench.cli import main
-from salbench.explain import load_images, overlay
+from salbench.overlays import load_images, overlay
 from salbench.models import build_model, save_checkpoint
 
 
@@ -74,7 +74,8 @@ def test_explain_torchscript_and_errors(tmp_path, images, capsys):
     assert "--target 3: the model has classes 0..2" in capsys.readouterr().err
     assert main(["explain", "--method", "gradcam", *common]) == 2  # a layer method on TorchScript: the reason
     assert "TorchScript model cannot take the module hooks" in capsys.readouterr().err
-    assert main(["explain", "--model", "no_such_model", "--method", "gradient", "--out", str(tmp_path), "x.png"]) == 2
+    image = str(images[0])  # the images are checked first (before a model is loaded)
+    assert main(["explain", "--model", "no_such_model", "--method", "gradient", "--out", str(tmp_path), image]) == 2
     assert "neither a file nor a registered architecture" in capsys.readouterr().err
-    assert main(["explain", "--model", "small_cnn", "--method", "gradient", "--out", str(tmp_path), "x.png"]) == 2
+    assert main(["explain", "--model", "small_cnn", "--method", "gradient", "--out", str(tmp_path), image]) == 2
     assert "'small_cnn' has no published weights" in capsys.readouterr().err

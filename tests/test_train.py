@@ -1,15 +1,20 @@
 """Training: seeded and deterministic, learns, records its settings, handles permuted labels."""
 
+import json
+import math
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from salbench.cli import main
 from salbench.data import create_dataset
+from salbench.jobs import fetch_dataset, train
 from salbench.models import build_model
-from salbench.params import ParamError
-from salbench.train import classification_loss, make_scheduler, random_dihedral, random_flip_crop, train_classifier
+from salbench.params import ConfigError, ParamError
+from salbench.train import (TIMING_KEYS, TrainingDiverged, classification_loss, make_scheduler, random_dihedral,
+                            random_flip_crop, train_classifier)
 from trained import trained_default
 
 SETTINGS = {"lr": 0.01, "batch_size": 32, "weight_decay": 0.0, "seed": 5, "progress": False}
@@ -173,3 +178,61 @@ def test_coda_net_trains_with_the_recipe_seeded():
         weights.append(model.net.layers[0].weight.detach())
     assert not torch.equal(before, weights[0]) and torch.equal(*weights)
     assert metrics["loss"] == "bce" and 0 < metrics["train_loss"][0] < 1
+
+
+# A diverging run (lr: .inf) stops at once, naming model, step and config key, and writes nothing
+
+
+def test_infinite_learning_rate_stops_at_the_first_non_finite_loss(tiny):
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDiverged) as caught:
+        train_classifier(build_model("small_cnn", 6), *tiny, epochs=2, **{**SETTINGS, "lr": math.inf}, name="cnn")
+    message = str(caught.value)
+    assert isinstance(caught.value, ConfigError) and "\n" not in message
+    assert "model 'cnn' (small_cnn)" in message and "the loss is nan at epoch 1/2, step 2/3" in message
+    assert "'models.cnn.train.lr' (now inf)" in message
+
+
+def test_weights_that_diverge_in_an_epoch_of_one_step_are_caught(tiny):
+    """One batch per epoch: the only loss is computed before the step that breaks the weights."""
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDiverged, match=r"the weights \(net\.\S+\) are not finite after epoch 1/1.*"
+                                               r"'models.<model>.permuted_train.lr'"):
+        train_classifier(build_model("small_cnn", 6), *tiny, epochs=1, **{**SETTINGS, "lr": math.inf, "batch_size": 96},
+                         permute_labels=True)
+
+
+#: the smallest training job: 32 items of 16 px, one epoch of two batches
+JOB_DATA = {"image_size": 16, "n_train": 32, "n_val": 8, "n_eval": 0, "seed": 0}
+JOB_TRAIN = {"epochs": 1, "lr": 0.01, "batch_size": 16, "weight_decay": 0.0, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def job_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    fetch_dataset("shapes", JOB_DATA, root / "data")
+    return root / "data"
+
+
+def test_same_seed_gives_byte_identical_checkpoints(job_root, tmp_path):
+    """Timings go to the .train.json only: the checkpoint (and its recorded sha256) is the same between runs."""
+    records = [train("shapes", JOB_DATA, job_root, "small_cnn", JOB_TRAIN, 0, "cpu", tmp_path / f"{run}/cnn.pt",
+                     tmp_path / f"{run}/cnn.train.json") for run in ("a", "b")]
+    assert (tmp_path / "a/cnn.pt").read_bytes() == (tmp_path / "b/cnn.pt").read_bytes()
+    assert records[0]["checkpoint_sha256"] == records[1]["checkpoint_sha256"]
+    saved = json.loads((tmp_path / "a/cnn.train.json").read_text())
+    assert saved["checkpoint_sha256"] == records[0]["checkpoint_sha256"] and saved["seconds"] > 0
+    meta = torch.load(tmp_path / "a/cnn.pt", weights_only=False)["meta"]
+    assert not set(TIMING_KEYS) & set(meta["metrics"]) and meta["metrics"]["final_val_accuracy"] >= 0
+
+
+def test_diverging_training_job_writes_nothing_and_says_so_in_one_line(job_root, tmp_path, capsys):
+    out = tmp_path / "models"
+    argv = ["train", "--source", "shapes", "--params", json.dumps(JOB_DATA), "--root", str(job_root), "--arch",
+            "small_cnn", "--train", json.dumps({**JOB_TRAIN, "lr": math.inf}), "--device", "cpu",
+            "--out", str(out / "cnn.pt"), "--metrics", str(out / "cnn.train.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("salbench: training model 'cnn' (small_cnn) diverged")
+    assert "'models.cnn.train.lr' (now inf)" in err
+    assert not out.exists() or not any(out.iterdir())

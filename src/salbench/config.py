@@ -9,10 +9,8 @@ test keeps it equal to the live registries).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,6 +19,7 @@ import jsonschema
 import yaml
 
 from .params import ConfigError
+from .sources import source_closure, source_hash  # noqa: F401 - the rules' rerun triggers
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_PATH = SCHEMA_DIR / "config.schema.yaml"
@@ -38,21 +37,62 @@ def load_catalog() -> dict[str, dict[str, dict[str, Any]]]:
     return json.loads(CATALOG_PATH.read_text())
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file's contents, unvalidated."""
+def read_config_file(path: str | Path) -> Any:
+    """A JSON or YAML config file's contents, unvalidated (``{}`` for an empty file).
+
+    Read as Snakemake reads ``--configfile`` (JSON first, then YAML), but a key given twice in one mapping is
+    an error instead of the last value winning silently.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; name a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader subclass
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not a text file ({err.reason} at byte {err.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"config file {path}: {err}") from err
+    except ValueError:
+        pass  # not JSON: YAML (of which JSON is mostly a part)
+    try:
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except DuplicateKeyError as err:
         raise ConfigError(f"config file {path}: {err}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from err
+    return {} if document is None else document
+
+
+def workflow_config(config: dict[str, Any], configfiles: Iterable[str | Path], default: Path) -> dict[str, Any]:
+    """The validated study of a Snakemake run: ``config`` as Snakemake merged it from ``configfiles`` (each read
+    again here, which refuses a key given twice), or the default study at ``default`` when no config file and
+    no ``--config`` value is given. An empty config file is an error, not the default study."""
+    configfiles = list(configfiles)
+    for path in configfiles:
+        read_config_file(path)
+    if not configfiles and not config:
+        return validate_config(read_config_file(default))
+    return validate_config(config)
 
 
 class DuplicateKeyError(yaml.YAMLError):
-    """A YAML mapping repeats a key (plain YAML keeps the last value silently)."""
+    """A YAML or JSON mapping repeats a key (both keep the last value silently)."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook that refuses a key given twice."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKeyError(f"config key {key!r} is given twice in one mapping; keep one")
+        seen[key] = value
+    return seen
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -76,23 +116,82 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(read_config_file(path))
 
 
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+def validate_config(config: Any) -> dict[str, Any]:
     """A validated copy of ``config`` with defaults filled; raises :class:`ConfigError` on the first problem."""
     config = copy.deepcopy(config)
     if not isinstance(config, dict):
-        raise ConfigError(f"config must be a mapping of keys, got {type(config).__name__}")
+        raise ConfigError(f"config key '(top level)': the config must be a mapping of keys (datasets, models, "
+                          f"methods, metrics, ...), got {_kind(config)}")
+    if not config:
+        raise ConfigError("config key '(top level)': the config is empty; a study needs datasets, models, methods "
+                          "and metrics (config/config.yaml is the default study, run when no --configfile is given)")
+    _check_plain_data(config)
     _check_schema(config)
+    _check_name_case(config)
     _check_names(config)
+    _check_sanity_checks(config)
     _check_selections(config)
     _check_train_options(config)
     _check_grid(config)
     _check_shards(config)
     _check_references(config)
+    _check_meta_evaluation(config)
     return config
+
+
+def _check_meta_evaluation(config: dict[str, Any]) -> None:
+    """The ``meta_evaluation`` section names configured methods, models, data sets and metric parameters."""
+    from .meta_config import check_meta_config  # it imports this module
+
+    check_meta_config(config, load_catalog())
 
 
 def _key(path: Iterable[Any]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
+
+
+#: how a config's values read, by Python type (YAML's own types, such as dates, fall back to the type's name)
+_KINDS = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+          float: "a number", type(None): "null"}
+
+
+def _kind(value: Any) -> str:
+    return _KINDS.get(type(value), f"a {type(value).__name__}")
+
+
+def _check_plain_data(node: Any, path: tuple[Any, ...] = ()) -> None:
+    """Every name a string, every number finite, every value one a JSON document can hold, anywhere in the config.
+
+    YAML reads ``1:`` and ``yes:`` as an integer and a boolean name, ``.inf`` and ``.nan`` as numbers that JSON
+    Schema's ``number`` lets through, and ``2024-01-02`` as a date: each would pass validation and then fail
+    in a job (a name as a path part, a value in ``json.dumps``) or silently train a NaN model.
+    """
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if not isinstance(name, str):
+                raise ConfigError(f"config key {_key([*path, name])!r}: the name {name!r} is read as {_kind(name)}, "
+                                  "not a string; names are strings: quote it in the config file")
+            _check_plain_data(value, (*path, name))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_plain_data(value, (*path, index))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"config key {_key(path)!r}: {node!r} is not a finite number; allowed values: finite numbers")
+    elif type(node) not in _KINDS:
+        raise ConfigError(f"config key {_key(path)!r}: {node} is read as {_kind(node)}, which a config cannot hold; "
+                          "allowed values: strings, numbers, booleans, null, lists and mappings (quote it to keep "
+                          "it as text)")
+
+
+def _check_name_case(config: dict[str, Any]) -> None:
+    """Names of one section that differ only in case would be one file on a case-insensitive file system."""
+    for section in ("datasets", "models", "methods"):
+        seen: dict[str, str] = {}
+        for name in config[section]:
+            other = seen.setdefault(name.lower(), name)
+            if other != name:
+                raise ConfigError(f"config key '{section}': names {other!r} and {name!r} differ only in case, so they "
+                                  "would share files on a case-insensitive file system (macOS, Windows); rename one")
 
 
 def _check_schema(config: dict[str, Any]) -> None:
@@ -112,8 +211,9 @@ def _check_schema(config: dict[str, Any]) -> None:
         raise ConfigError(f"config key {key!r}: {error.instance!r} is not allowed; allowed values: {allowed}")
     if error.validator == "required":
         raise ConfigError(f"config key {key!r}: {error.message}")
-    if error.validator == "propertyNames":
-        raise ConfigError(f"config key {key!r}: name {error.instance!r} must match {error.schema['pattern']}")
+    if "propertyNames" in error.schema_path and "description" in error.schema:
+        raise ConfigError(f"config key {key!r}: the name {error.instance!r} is not allowed; allowed names: "
+                          f"{error.schema['description']}")
     raise ConfigError(f"config key {key!r}: {error.message}")
 
 
@@ -125,11 +225,20 @@ def _fill_defaults(validator, properties, instance, schema):
     yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
 
 
-_DefaultFillingValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _fill_defaults})
+def _is_integer(checker, instance) -> bool:
+    """JSON Schema's ``integer`` without whole-number floats: ``2.0`` would reach ``range()`` as a float."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_DefaultFillingValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": _fill_defaults},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 def _check_names(config: dict[str, Any]) -> None:
-    catalog = load_catalog()
+    from .catalog import study_catalog  # the snapshot plus the config's plugins (salbench.plugins)
+
+    catalog = study_catalog(config)
     for name, spec in config["datasets"].items():
         _check_entry(catalog, "datasets", f"datasets.{name}.source", spec["source"], spec["params"], f"datasets.{name}.params")
         source = spec.get("models_from")
@@ -153,6 +262,13 @@ def _check_names(config: dict[str, Any]) -> None:
                          f"{section}.{name}.params")
 
 
+def _check_sanity_checks(config: dict[str, Any]) -> None:
+    """Every check ``sanity.checks`` names is registered or a plugin that imports and keeps the check contract."""
+    from .plugins import validate_checks
+
+    validate_checks(config)
+
+
 def _check_selections(config: dict[str, Any]) -> None:
     """Every name in ``datasets.<d>.models``, ``datasets.<d>.methods`` and ``methods.<m>.models`` is in the config."""
     lists = [(f"datasets.{name}.{key}", spec.get(key), key) for name, spec in config["datasets"].items()
@@ -163,6 +279,14 @@ def _check_selections(config: dict[str, Any]) -> None:
         if unknown:
             raise ConfigError(f"config key {key!r}: {unknown[0]!r} is not in this config's {section}; "
                               f"allowed values: {', '.join(sorted(config[section]))}")
+
+
+#: the largest seed, in a registry entry's parameters as in the schema: numpy's legacy seeding takes 32 bits
+SEED_MAX = 2**32 - 1
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SEED_MAX
 
 
 def _check_entry(catalog, section: str, key: str, name: str, params: dict[str, Any], params_key: str) -> None:
@@ -177,6 +301,9 @@ def _check_entry(catalog, section: str, key: str, name: str, params: dict[str, A
         if not _same_kind(value, defaults[param]):
             raise ConfigError(f"config key '{params_key}.{param}': {value!r} has the wrong type; expected "
                               f"{type(defaults[param]).__name__} like the default {defaults[param]!r}")
+        if (param == "seed" or param.endswith("_seed")) and not _is_seed(value):
+            raise ConfigError(f"config key '{params_key}.{param}': {value!r} is not a seed; allowed values: "
+                              f"integers 0 to {SEED_MAX}")
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -207,14 +334,16 @@ def _check_train_options(config: dict[str, Any]) -> None:
                                   f"(got {key}: {train.get(key, '(default)')}); set {key}: {needed} or remove {option}")
 
 
-def check_registry_params(config: dict[str, Any]) -> None:
+def check_registry_params(config: dict[str, Any], fetched: Iterable[str] = ()) -> None:
     """Construct every configured data set, method and metric, so that a parameter value its entry refuses
-    (out of range, not one of its choices) fails now, naming the key, instead of in a job.
+    (out of range, not one of its choices) fails now, naming the key, instead of in a job; and check the
+    folders of the user's own images, except for the ``fetched`` data sets (their images are read already).
 
     Imports the registries (and torch): :func:`validate_config` stays cheap for the Snakefile, which runs this
     once before the first job (``onstart``); ``salbench check-config`` runs both.
     """
     from .data import create_dataset
+    from .meta_config import check_meta_grid_values
     from .methods import create_method
     from .metrics import create_metric
     from .params import ParamError
@@ -223,11 +352,32 @@ def check_registry_params(config: dict[str, Any]) -> None:
     entries = [(f"datasets.{n}", create_dataset, s["source"], s["params"]) for n, s in config["datasets"].items()]
     entries += [(f"methods.{n}", create_method, s["method"], s["params"]) for n, s in config["methods"].items()]
     entries += [(f"metrics.{n}", create_metric, s["metric"], s["params"]) for n, s in config["metrics"].items()]
+    made = {}
     for key, create, registered, params in entries:
         try:
-            create(registered, **params)
+            made[key] = create(registered, **params)
         except ParamError as err:
             raise ConfigError(f"config key '{key}.params': {err}") from err
+    check_meta_grid_values(config)
+    fetched = set(fetched)
+    for name in config["datasets"]:
+        if name not in fetched:
+            _check_user_images(config, name, made[f"datasets.{name}"])
+
+
+def _check_user_images(config: dict[str, Any], name: str, source: Any) -> None:
+    """A data set of the user's own images (``image_folder``) needs its folder before its first job and, with
+    grids on, ``n*n`` classes in it (the catalog cannot know how many: :func:`_check_grid` leaves it out)."""
+    from .data.image_folder import ImageFolder
+
+    if not isinstance(source, ImageFolder):
+        return
+    error = source.root_error()
+    if error:
+        raise ConfigError(f"config key 'datasets.{name}.params.root': data set {name!r}: {error}")
+    error = grid_class_error(config["grid"]["n"], len(source.classes), name) if grid_enabled(config) else None
+    if error:
+        raise ConfigError(error)
 
 
 def grid_enabled(config: dict[str, Any]) -> bool:
@@ -246,13 +396,14 @@ def grid_class_error(n: int, num_classes: int, dataset: str) -> str | None:
 
 
 def _check_grid(config: dict[str, Any]) -> None:
-    """Every single-object data set must have at least ``n*n`` classes when grids are on."""
+    """Every single-object data set must have at least ``n*n`` classes when grids are on (one of the user's own
+    images, whose classes the catalog cannot list, is checked by :func:`check_registry_params`)."""
     if not grid_enabled(config):
         return
     catalog = load_catalog()["datasets"]
     for name, spec in config["datasets"].items():
         entry = catalog[spec["source"]]
-        if entry["objects"] == 1:
+        if entry["objects"] == 1 and entry["classes"]:
             error = grid_class_error(config["grid"]["n"], len(entry["classes"]), name)
             if error:
                 raise ConfigError(error)
@@ -286,55 +437,6 @@ def _check_references(config: dict[str, Any]) -> None:
 def training_dataset(config: dict[str, Any], dataset: str) -> str:
     """The data set whose models ``dataset`` is evaluated with (itself unless ``models_from``)."""
     return config["datasets"][dataset].get("models_from", dataset)
-
-
-#: ``from .x import a, b`` and ``from . import (a,\n b)``: the names in group 3
-_RELATIVE_IMPORT = re.compile(r"^\s*from (\.+)([\w.]*) import (\([^)]*\)|[\w, ]+)", re.MULTILINE)
-
-
-def _imported_files(rel: str) -> set[str]:
-    """Package files that ``rel`` imports relatively (``from .x import y``, ``from . import x``)."""
-    found = set()
-    here = (SRC_DIR / rel).parent
-    code = re.sub(r"#[^\n]*", "", (SRC_DIR / rel).read_text())  # comments (an import list's may hold parentheses)
-    for dots, module, names in _RELATIVE_IMPORT.findall(code):
-        base = here
-        for _ in range(len(dots) - 1):
-            base = base.parent
-        targets = [module] if module else [n.strip() for n in names.strip("()").split(",") if n.strip()]
-        for target in targets:
-            path = base.joinpath(*target.split("."))
-            for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-                if candidate.is_file():
-                    found.add(candidate.relative_to(SRC_DIR).as_posix())
-                    break
-    return found
-
-
-@lru_cache(maxsize=None)
-def source_closure(rel: str) -> frozenset[str]:
-    """``rel`` and every package file it imports, transitively (relative imports only)."""
-    seen, todo = set(), [rel]
-    while todo:
-        current = todo.pop()
-        if current not in seen:
-            seen.add(current)
-            todo.extend(_imported_files(current) - seen)
-    return frozenset(seen)
-
-
-def source_hash(entry_files: Iterable[str]) -> str:
-    """Short sha256 over the source files under ``src/salbench`` that ``entry_files`` depend on.
-
-    Snakemake does not track imported modules, so rules carry this as a param: editing a method's
-    module (or anything it imports) reruns that method's jobs and nothing else.
-    """
-    digest = hashlib.sha256()
-    files = sorted(set().union(*(source_closure(f) for f in entry_files)))
-    for rel in files:
-        digest.update(rel.encode())
-        digest.update((SRC_DIR / rel).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def canonical_json(value: Any) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ import torch
 import xarray as xr
 
 from .config import canonical_json
-from .provenance import file_sha256, provenance, set_deterministic_algorithms
+from .provenance import file_sha256, provenance
+from .runtime import resolve_device, seed_everything  # re-exported: callers import them from here
 from .shards import open_items, store_size
 from .store import atomic_path, first_items, object_strings, open_store, write_store, write_table
 
@@ -30,35 +30,6 @@ SCORE_COLUMNS = ["dataset", "model", "method", "item", "target", "metric", "valu
 #: the nominal share of pixels perturbed at that point (:meth:`salbench.metrics.faithfulness.CurveMetric.fractions`)
 CURVE_DTYPES = {"dataset": object, "model": object, "method": object, "item": object, "target": np.int64,
                 "metric": object, "step": np.int64, "fraction": np.float64, "value": np.float64}
-
-
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but no CUDA GPU is visible (use device: auto or cpu)")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA) and ask torch for deterministic algorithms.
-
-    On the CPU every job is bitwise reproducible. On a GPU, cuDNN's autotuner is off and its deterministic
-    kernels are on, cuBLAS gets a fixed workspace, and ops without a deterministic CUDA kernel warn instead
-    of failing (``warn_only``): repeated runs on the same GPU, driver and library versions match, except
-    where such a warning was logged. The settings are recorded in every store's ``provenance``.
-    """
-    import os
-
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts, before any GPU op
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    if torch.cuda.is_available():  # CPU kernels are deterministic already (and the mode fills every torch.empty)
-        set_deterministic_algorithms(True, warn_only=True)
 
 
 def fetch_dataset(source_name: str, params: dict[str, Any], out: Path) -> None:
@@ -81,20 +52,25 @@ def prepare_dataset(name: str, source_name: str, params: dict[str, Any], root: P
 
 def train(source_name: str, dataset_params: dict[str, Any], root: Path, arch: str, train_params: dict[str, Any],
           seed: int, device: str, out: Path, metrics_out: Path) -> dict[str, Any]:
-    """Train ``arch`` on the train split of a fetched data set; write checkpoint and metrics JSON."""
+    """Train ``arch`` on the train split of a fetched data set; write checkpoint and metrics JSON.
+
+    The checkpoint holds no timings (they are in the metrics JSON): the same seed gives the same bytes.
+    """
     from .data import create_dataset
     from .data.prepare import manifest_sha256
     from .models import build_model, save_checkpoint
-    from .train import train_classifier
+    from .train import train_classifier, without_timing
 
     device = resolve_device(device)
     seed_everything(seed)
     source = create_dataset(source_name, **dataset_params)
     train_items, val_items = source.load(root, "train"), source.load(root, "val")
     model = build_model(arch, num_classes=len(source.classes))
-    metrics = train_classifier(model, train_items, val_items, seed=seed, device=device, **train_params)
+    metrics = train_classifier(model, train_items, val_items, seed=seed, device=device, **train_params,
+                               name=Path(out).name.split(".")[0])  # the workflow's {model}.pt, {model}.permuted.pt
     meta = {"num_classes": len(source.classes), "classes": list(source.classes), "seed": seed,
-            "train_params": train_params, "data_manifest_sha256": manifest_sha256(root), "metrics": metrics}
+            "train_params": train_params, "data_manifest_sha256": manifest_sha256(root),
+            "metrics": without_timing(metrics)}
     sha = save_checkpoint(model.cpu(), out, meta)
     record = {**metrics, "arch": arch, "checkpoint_sha256": sha, "provenance": provenance(device)}
     with atomic_path(metrics_out) as tmp:
@@ -129,7 +105,6 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
 
     Maps are computed in float32 and stored as ``maps_dtype`` (see :func:`storable_maps`)."""
     from .models import load_checkpoint
-    from .saliency import compute_maps
 
     start = time.perf_counter()
     device = resolve_device(device)
@@ -138,28 +113,41 @@ def saliency(dataset: str, model_name: str, method_id: str, method_name: str, me
     model = load_checkpoint(checkpoint, device)
     method = build_method(method_id, method_name, method_params, model, model_name, target_layer)
     images = torch.from_numpy(data["image"].values)  # uint8 on the CPU; compute_maps scales per batch
-    targets = torch.from_numpy(data["target"].values)
+    ds = saliency_dataset(dataset, model_name, method_id, method_name, method, model, images,
+                          torch.from_numpy(data["target"].values), data["item"].values, seed, device, batch_size,
+                          maps_dtype)
+    ds.attrs.update({"checkpoint_sha256": file_sha256(checkpoint),
+                     "data_manifest_sha256": data.attrs["manifest_sha256"],
+                     "data_store_sha256": data.attrs["content_sha256"], "runtime_s": time.perf_counter() - start,
+                     **shard})
+    write_store(ds, out)
+
+
+def saliency_dataset(dataset: str, model_name: str, method_id: str, method_name: str, method: Any, model: Any,
+                     images: torch.Tensor, targets: torch.Tensor, items: np.ndarray, seed: int, device: str,
+                     batch_size: int, maps_dtype: str = "float32", progress: bool = True) -> xr.Dataset:
+    """One method's maps of ``images`` (uint8, or floats in [0, 1]) as a saliency store holds them: ``saliency``
+    (item, y, x) with ``item`` and ``target`` coordinates and the attrs of the run (the job adds its files').
+
+    The saliency job and :func:`salbench.api.explain` share it, so a notebook's maps are the workflow's."""
+    from .saliency import compute_maps
+
     compute_start = time.perf_counter()
-    maps = compute_maps(method, model, images, targets, batch_size=batch_size, device=device)
+    maps = compute_maps(method, model, images, targets, batch_size=batch_size, progress=progress, device=device).numpy()
     compute_s = time.perf_counter() - compute_start
-    nonfinite = nonfinite_items(maps.numpy(), data["item"].values)
+    nonfinite = nonfinite_items(maps, items)
     if nonfinite:
         log.warning("method %s gave non-finite values (NaN or Inf) in the maps of %d of %d items: %s", method_id,
                     len(nonfinite), len(targets), ", ".join(nonfinite[:20]) + (" ..." if len(nonfinite) > 20 else ""))
-    stored, maps_dtype = storable_maps(maps.numpy(), maps_dtype, method_id)
-    ds = xr.Dataset(
+    stored, maps_dtype = storable_maps(maps, maps_dtype, method_id)
+    return xr.Dataset(
         {"saliency": (("item", "y", "x"), stored)},
-        coords={"item": object_strings(data["item"].values), "target": ("item", data["target"].values)},
-        attrs={
-            "dataset": dataset, "model": model_name, "method": method_id, "method_name": method_name,
-            "method_params": method.params, "citation": method.citation, "seed": seed,
-            "checkpoint_sha256": file_sha256(checkpoint), "data_manifest_sha256": data.attrs["manifest_sha256"],
-            "data_store_sha256": data.attrs["content_sha256"], "device": device, "nonfinite_items": nonfinite,
-            "compute_s": compute_s, "runtime_s": time.perf_counter() - start, "provenance": provenance(device),
-            "maps_dtype": maps_dtype, **shard,
-        },
+        coords={"item": object_strings(items), "target": ("item", targets.numpy())},
+        attrs={"dataset": dataset, "model": model_name, "method": method_id, "method_name": method_name,
+               "method_params": method.params, "citation": method.citation, "seed": seed, "device": device,
+               "nonfinite_items": nonfinite, "compute_s": compute_s, "provenance": provenance(device),
+               "maps_dtype": maps_dtype},
     )
-    write_store(ds, out)
 
 
 def storable_maps(maps: np.ndarray, dtype: str, method_id: str) -> tuple[np.ndarray, str]:
@@ -220,8 +208,6 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     Metrics that re-run the method (``needs_method``) get it built as the saliency job builds it, from
     ``method_name``, ``method_params`` and ``target_layer``, after seeding everything with ``seed``.
     """
-    from .metrics import ScoringBatch, create_metric
-    from .metrics.faithfulness import CurveMetric
     from .models import load_checkpoint
 
     device = resolve_device(device)
@@ -231,36 +217,70 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     maps = open_store(maps_path, items=items if whole_maps else None)
     if list(data["item"].values) != list(maps["item"].values):
         raise ValueError(f"maps store {maps_path} does not hold the items of data store {data_path}")
-    instances = {name: create_metric(spec["metric"], **spec.get("params", {})) for name, spec in metrics.items()}
-    skipped = mask_skips(instances, dataset, data.attrs)
-    for name, reason in skipped.items():
-        log.warning("metric %s skipped: %s", name, reason)
-        del instances[name]
+    instances, skipped = metric_instances(metrics, dataset, data.attrs)
     needs_method = [name for name, m in instances.items() if m.needs_method]
     if needs_method and method_name is None:
         raise ValueError(f"metric {needs_method[0]!r} re-runs the saliency method: score needs its name (--method)")
-    needs_model = needs_method or any(m.needs_model for m in instances.values())
-    model = load_checkpoint(checkpoint, device) if needs_model else None
+    model = load_checkpoint(checkpoint, device) if needs_model(instances) else None
     method = None
     if needs_method:
         seed_everything(seed)
         method = build_method(method_id, method_name, method_params or {}, model, model_name, target_layer)
+    table, curves = score_items(dataset, model_name, method_id, instances, skipped, data["image"].values,
+                                read_maps(maps), data["target"].values, data["item"].values,
+                                data["mask"].values if data.attrs.get("has_masks") else None, model, method,
+                                batch_size, device)
+    write_table(table, out, shard_attrs)
+    if curves_out is not None:
+        write_table(curves, curves_out, shard_attrs)
+    return table
+
+
+def metric_instances(metrics: dict[str, dict[str, Any]], dataset: str,
+                     attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The configured metrics (``{id: {metric, params}}``) built, less those skipped for the data set, and the
+    skipped ones' reasons (:func:`mask_skips`, logged)."""
+    from .metrics import create_metric
+
+    instances = {name: create_metric(spec["metric"], **spec.get("params", {})) for name, spec in metrics.items()}
+    skipped = mask_skips(instances, dataset, attrs)
+    for name, reason in skipped.items():
+        log.warning("metric %s skipped: %s", name, reason)
+        del instances[name]
+    return instances, skipped
+
+
+def needs_model(instances: dict[str, Any]) -> bool:
+    """Whether any of the metric ``instances`` runs the model (itself, or through the method it re-runs)."""
+    return any(m.needs_model or m.needs_method for m in instances.values())
+
+
+def score_items(dataset: str, model_name: str, method_id: str, instances: dict[str, Any], skipped: dict[str, str],
+                images: np.ndarray, saliency_maps: np.ndarray, targets: np.ndarray, items: np.ndarray,
+                masks: np.ndarray | None, model: Any, method: Any, batch_size: int,
+                device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The score table and the curves table (:func:`curve_table`) of one method's ``saliency_maps`` of in-memory
+    items: ``images`` uint8 (scaled per batch) or floats in [0, 1]. See :func:`score` for the columns; the score
+    job and :func:`salbench.api.evaluate` share it, so a notebook's scores are the workflow's."""
+    from .metrics import ScoringBatch
+    from .metrics.faithfulness import CurveMetric
+    from .saliency import pixels
+
     values = {name: [] for name in instances}
     curves = {name: [] for name, metric in instances.items() if isinstance(metric, CurveMetric)}
-    n = data.sizes["item"]
-    saliency_maps = read_maps(maps)
+    n = len(saliency_maps)
     finite = np.isfinite(saliency_maps.reshape(n, -1)).all(axis=1)
     if not finite.all():
         log.warning("maps of %d of %d items are not finite (NaN or Inf); they are not scored: %s", int((~finite).sum()),
-                    n, ", ".join(nonfinite_items(saliency_maps, data["item"].values)[:20]))
+                    n, ", ".join(nonfinite_items(saliency_maps, items)[:20]))
         saliency_maps = np.where(np.isfinite(saliency_maps), saliency_maps, 0).astype(saliency_maps.dtype)
     for lo in range(0, n, batch_size):
         sl = slice(lo, min(lo + batch_size, n))
         batch = ScoringBatch(
-            images=torch.from_numpy(data["image"].values[sl]).to(device).float().div_(255),
+            images=pixels(torch.from_numpy(images[sl]).to(device)),
             maps=torch.from_numpy(saliency_maps[sl]).to(device),
-            targets=torch.from_numpy(data["target"].values[sl]).to(device),
-            masks=torch.from_numpy(data["mask"].values[sl]).to(device) if data.attrs.get("has_masks") else None,
+            targets=torch.from_numpy(targets[sl]).to(device),
+            masks=torch.from_numpy(masks[sl]).to(device) if masks is not None else None,
             model=model,
             method=method,
         )
@@ -272,8 +292,8 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
                 value = metric.score(batch)
             values[name].append(np.asarray(value, dtype=np.float64))
     frames = [
-        pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": object_strings(data["item"].values),
-                      "target": data["target"].values.astype(np.int64), "metric": name,
+        pd.DataFrame({"dataset": dataset, "model": model_name, "method": method_id, "item": object_strings(items),
+                      "target": np.asarray(targets).astype(np.int64), "metric": name,
                       "value": np.where(finite, np.concatenate(vals), np.nan), "map_finite": finite,
                       SKIPPED_COLUMN: json.dumps(skipped, sort_keys=True)})
         for name, vals in values.items()
@@ -281,14 +301,10 @@ def score(dataset: str, model_name: str, method_id: str, metrics: dict[str, dict
     columns = [*SCORE_COLUMNS, "map_finite", SKIPPED_COLUMN]
     table = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     table.attrs = {}
-    write_table(table, out, shard_attrs)
-    if curves_out is not None:
-        by_metric = {name: (instances[name].fractions(), np.concatenate(parts) if parts else
-                            np.empty((0, len(instances[name].fractions()))))
-                     for name, parts in curves.items()}
-        write_table(curve_table(dataset, model_name, method_id, data["item"].values, data["target"].values, finite,
-                                by_metric), curves_out, shard_attrs)
-    return table
+    by_metric = {name: (instances[name].fractions(), np.concatenate(parts) if parts else
+                        np.empty((0, len(instances[name].fractions()))))
+                 for name, parts in curves.items()}
+    return table, curve_table(dataset, model_name, method_id, items, targets, finite, by_metric)
 
 
 def curve_table(dataset: str, model_name: str, method_id: str, items: np.ndarray, targets: np.ndarray,
@@ -322,7 +338,7 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
     ``figure_items`` items (dims ``stage, item, y, x``) for the report's figure.
     """
     from .models import load_checkpoint
-    from .sanity.run import SanitySettings, class_checks, model_checks
+    from .sanity.run import SanitySettings, class_checks
 
     start = time.perf_counter()
     device = resolve_device(device)
@@ -347,8 +363,7 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
                              seed, batch_size, device)
     else:
         permuted = load_checkpoint(permuted_checkpoint, device) if permuted_checkpoint else None
-        blocks = model.spec.extra.get("randomisation_blocks") if conf.granularity == "block" else None
-        result = model_checks(method, model, permuted, images, targets, items, conf, seed, blocks, batch_size, device)
+        result = model_sanity(method, model, permuted, images, targets, items, conf, seed, batch_size, device)
         table = result.table
         if maps_out is not None:
             keep = min(conf.figure_items, n)
@@ -364,11 +379,28 @@ def sanity(dataset: str, model_name: str, method_id: str, method_name: str, meth
                        "runtime_s": time.perf_counter() - start, "provenance": provenance(device)},
             )
             write_store(ds, maps_out)
+    table = labelled(table, dataset, model_name, method_id)
+    write_table(table, out)
+    return table
+
+
+def model_sanity(method: Any, model: Any, permuted: Any, images: torch.Tensor, targets: torch.Tensor,
+                 items: list[str], conf: Any, seed: int, batch_size: int, device: str,
+                 checks: list[str] | None = None) -> Any:
+    """The model-level checks (:func:`salbench.sanity.run.model_checks`, all or ``checks``) with the model's
+    randomisation blocks when ``conf.granularity`` is ``block``; shared by the sanity job and the Python API."""
+    from .sanity.run import model_checks
+
+    blocks = model.spec.extra.get("randomisation_blocks") if conf.granularity == "block" else None
+    return model_checks(method, model, permuted, images, targets, items, conf, seed, blocks, batch_size, device, checks)
+
+
+def labelled(table: pd.DataFrame, dataset: str, model_name: str, method_id: str) -> pd.DataFrame:
+    """A table with leading ``dataset``, ``model`` and ``method`` columns (in place), without attrs."""
     table.insert(0, "method", method_id)
     table.insert(0, "model", model_name)
     table.insert(0, "dataset", dataset)
     table.attrs = {}
-    write_table(table, out)
     return table
 
 

@@ -11,6 +11,11 @@ from tqdm import tqdm
 from .methods.base import Method
 
 
+def pixels(images: torch.Tensor) -> torch.Tensor:
+    """Pixel-space floats in [0, 1]: uint8 ``images`` scaled (in a new tensor), float ones as they are."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images
+
+
 def compute_maps(
     method: Method,
     model: nn.Module,
@@ -31,9 +36,7 @@ def compute_maps(
     maps: list[torch.Tensor] = []
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc=method.name, unit="batch", file=sys.stderr) if progress else starts:
-        x = images[start : start + batch_size].to(device)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
+        x = pixels(images[start : start + batch_size].to(device))
         batch = method.attribute(model, x, targets[start : start + batch_size].to(device))
         maps.append(batch.detach().to("cpu", torch.float32))
     if len(maps) == 1:  # one batch: no copy

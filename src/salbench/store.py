@@ -24,7 +24,7 @@ import shutil
 import socket
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ TABLE_CHECKSUM_KEY = b"salbench.content_sha256"
 #: key of a table's JSON attrs (e.g. a shard's item range) in its schema metadata: not content, not checksummed
 TABLE_ATTRS_KEY = b"salbench.attrs"
 _TMP_MARK = ".tmp-"
+#: zarr's warning about a file it does not know inside a store: Snakemake drops ``.snakemake_timestamp`` into
+#: every directory output
+SNAKEMAKE_MARK_WARNING = ".*not recognized as a component of a Zarr hierarchy.*"
 
 
 class StoreError(RuntimeError):
@@ -118,13 +121,26 @@ def _remove(path: Path) -> None:
 def _hash_array(digest: "hashlib._Hash", name: str, values: np.ndarray) -> None:
     """Feed one named array to ``digest``: name, dtype, shape and bytes (strings and objects as JSON text)."""
     values = np.asarray(values)
-    if values.dtype.kind in "OUT":  # strings read back as object or StringDType: hash their text
-        dtype, payload = "str", json.dumps([str(v) for v in values.ravel()]).encode()
-    else:
-        # the array's bytes in C order, hashed in place (no copy unless the array is not C-contiguous)
-        dtype, payload = values.dtype.str, np.ascontiguousarray(values).reshape(-1).view(np.uint8)
-    digest.update(f"{name}|{dtype}|{values.shape}|".encode())
-    digest.update(payload)
+    _hash_parts(digest, name, values.shape, [values])
+
+
+def _hash_parts(digest: "hashlib._Hash", name: str, shape: tuple[int, ...], parts: Iterable[np.ndarray]) -> None:
+    """:func:`_hash_array` of the array of ``shape`` given as consecutive parts along its first axis (at least
+    one part), so an array larger than memory is hashed a part at a time."""
+    text = written = None
+    for part in map(np.asarray, parts):
+        if text is None:
+            text = part.dtype.kind in "OUT"  # strings read back as object or StringDType: hash their text
+            digest.update(f"{name}|{'str' if text else part.dtype.str}|{shape}|{'[' if text else ''}".encode())
+        if text:  # the JSON list of all parts' strings, as json.dumps writes it
+            body = json.dumps([str(v) for v in part.ravel()])[1:-1]
+            if body:
+                digest.update(f"{', ' if written else ''}{body}".encode())
+                written = True
+        else:  # the array's bytes in C order, hashed in place (no copy unless the array is not C-contiguous)
+            digest.update(np.ascontiguousarray(part).reshape(-1).view(np.uint8))
+    if text:
+        digest.update(b"]")
 
 
 def content_checksum(ds: xr.Dataset) -> str:
@@ -184,14 +200,74 @@ def write_store(ds: xr.Dataset, path: str | Path, item_chunk: int = 64) -> Path:
         chunks, rest = item_chunk_checksums(ds, item_chunk)
         ds.attrs[CHUNK_CHECKSUMS_ATTR] = {"size": item_chunk, "items": ds.sizes["item"], "chunks": chunks, "rest": rest}
     ds.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
-    encoding = {}
-    for name, var in ds.data_vars.items():
-        chunks = tuple(min(item_chunk, n) if dim == "item" else n for dim, n in zip(var.dims, var.shape))
-        encoding[name] = {"chunks": chunks, "compressors": [zarr.codecs.ZstdCodec(level=3)]}
     with atomic_path(path) as tmp:
         # every chunk on disk, even one of fill values: a missing chunk file then always means damage
-        ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3, encoding=encoding, write_empty_chunks=True)
+        ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3, encoding=_encoding(ds, item_chunk),
+                   write_empty_chunks=True)
     return Path(path)
+
+
+def _encoding(ds: xr.Dataset, item_chunk: int) -> dict[str, dict]:
+    """zstd-compressed chunks of ``item_chunk`` items (whole along every other dimension) for each variable."""
+    return {name: {"chunks": tuple(min(item_chunk, n) if dim == "item" else n for dim, n in zip(var.dims, var.shape)),
+                   "compressors": [zarr.codecs.ZstdCodec(level=3)]} for name, var in ds.data_vars.items()}
+
+
+def write_store_parts(parts: Iterable[xr.Dataset], path: str | Path, item_chunk: int = 64) -> Path:
+    """Write the store :func:`write_store` writes from the concatenation of ``parts`` along ``item`` (the same
+    checksums), with one part in memory at a time, for data larger than memory. Every part but the last holds
+    a multiple of ``item_chunk`` items, ``item`` is the first dimension of the variables that have it, and
+    the store's attrs are the first part's."""
+    chunks: list[str] = []
+    rest, count, attrs = None, 0, {}
+    with atomic_path(path) as tmp:
+        for part in parts:
+            if count % item_chunk:
+                raise ValueError(f"store {path}: only the last part may end inside a chunk of {item_chunk} items")
+            part_chunks, part_rest = item_chunk_checksums(part, item_chunk)
+            part = part.copy()
+            if rest is None:
+                rest, attrs = part_rest, {k: _jsonable(v) for k, v in part.attrs.items()}
+                part.attrs = attrs
+                part.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3,
+                             encoding=_encoding(part, item_chunk), write_empty_chunks=True)
+            elif part_rest != rest:
+                raise ValueError(f"store {path}: the variables without an item dimension differ between parts")
+            else:  # appended array by array: xarray's append would read the whole item index back first
+                for name, var in part.variables.items():
+                    if "item" in var.dims:
+                        array = zarr.open_array(tmp / name, mode="r+", zarr_format=3).with_config(
+                            {"write_empty_chunks": True})
+                        array.append(np.asarray(var.values), axis=var.dims.index("item"))
+            chunks += part_chunks
+            count += part.sizes["item"]
+        if rest is None:
+            raise ValueError(f"store {path}: no parts to write")
+        group = zarr.open_group(tmp, mode="r+", zarr_format=3)
+        group.attrs.put({**attrs, CHECKSUM_ATTR: _stored_checksum(group, item_chunk),
+                         CHUNK_CHECKSUMS_ATTR: {"size": item_chunk, "items": count, "chunks": chunks, "rest": rest}})
+    return Path(path)
+
+
+def _stored_checksum(group: zarr.Group, size: int) -> str:
+    """:func:`content_checksum` of a written store, read back ``size`` items at a time."""
+    digest = hashlib.sha256()
+    for name, array in sorted(group.arrays()):
+        dims = tuple(array.metadata.dimension_names or ())
+        if "item" in dims[1:]:
+            raise ValueError(f"store variable {name!r}: item must be its first dimension, not {dims}")
+        if dims[:1] == ("item",):
+            parts = (array[lo:lo + size] for lo in range(0, max(array.shape[0], 1), size))
+        else:
+            parts = iter([array[...]])
+        _hash_parts(digest, name, array.shape, parts)
+    return digest.hexdigest()
+
+
+def stored_checksum(path: str | Path, size: int) -> str:
+    """:func:`content_checksum` of the store at ``path``, read ``size`` items at a time (``item`` the first
+    dimension of every variable that has it): checks a store larger than memory (``salbench verify``)."""
+    return _stored_checksum(zarr.open_group(path, mode="r", zarr_format=3), size)
 
 
 def _jsonable(value: object) -> object:
@@ -204,8 +280,7 @@ def _open_lazily(path: Path) -> xr.Dataset:
         raise StoreError(f"store {path} does not exist")
     try:
         with warnings.catch_warnings():
-            # Snakemake drops a .snakemake_timestamp file inside directory outputs; zarr warns about it.
-            warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
+            warnings.filterwarnings("ignore", message=SNAKEMAKE_MARK_WARNING)
             return xr.open_zarr(path, consolidated=False, zarr_format=3)
     except Exception as err:  # zarr raises many types for truncated or foreign folders
         raise StoreError(f"store {path} cannot be read ({type(err).__name__}: {err})") from err
@@ -275,9 +350,11 @@ def _verified(ds: xr.Dataset, path: Path, verify: bool) -> xr.Dataset:
 def _missing_chunks(path: Path) -> str:
     """``" (chunks missing: saliency 1 of 3)"`` for arrays of a store with chunk files gone, else ``""``."""
     try:
-        group = zarr.open_group(path, mode="r", zarr_format=3)
-        gaps = [f"{name} {a.nchunks - a.nchunks_initialized} of {a.nchunks}" for name, a in sorted(group.arrays())
-                if a.nchunks_initialized < a.nchunks]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=SNAKEMAKE_MARK_WARNING)
+            group = zarr.open_group(path, mode="r", zarr_format=3)
+            gaps = [f"{name} {a.nchunks - a.nchunks_initialized} of {a.nchunks}"
+                    for name, a in sorted(group.arrays()) if a.nchunks_initialized < a.nchunks]
     except Exception:  # noqa: BLE001 - only a hint for the message
         return ""
     return f" (chunks missing: {', '.join(gaps)})" if gaps else ""

@@ -10,6 +10,9 @@ CNNs. The CoDA-Net recipe (Böhle, Fritz & Schiele, CVPR 2021, arXiv:2104.00032)
 ``loss: bce`` (binary cross-entropy on one-hot targets), ``optimizer: adam``, ``schedule: step``
 (``lr * lr_decay ** -floor(epoch / lr_step)``, the paper's 1.5 every 30 epochs) and
 ``augmentation: flip_crop`` (random horizontal flip and random crop with zero padding ``crop_padding``).
+
+A loss or weights that stop being finite (a learning rate far too high, ``lr: .inf``) end training with a
+:class:`TrainingDiverged` naming the step and the config key, before any checkpoint is written.
 """
 
 from __future__ import annotations
@@ -29,13 +32,36 @@ from tqdm import tqdm
 
 from .data.base import Items
 from .models.base import to_device
-from .params import ParamError, check_choice
+from .params import ConfigError, ParamError, check_choice
 from .provenance import set_deterministic_algorithms
 
 LOSSES: tuple[str, ...] = ("cross_entropy", "bce")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adam")
 SCHEDULES: tuple[str, ...] = ("one_cycle", "step")
 AUGMENTATIONS: tuple[str, ...] = ("dihedral", "flip_crop")
+#: metrics of :func:`train_classifier` that time the run: they differ between identical runs, so they go to the
+#: ``.train.json`` record only, and the checkpoint's bytes (its sha256) depend on what was computed alone
+TIMING_KEYS: tuple[str, ...] = ("seconds", "cpu_seconds")
+
+
+class TrainingDiverged(ConfigError):
+    """The loss or the weights stopped being finite: the training settings (most often ``lr``) diverge.
+
+    A :class:`ConfigError`: the command line prints it as one line, naming the config key to change.
+    """
+
+
+class _NonFiniteLoss(ArithmeticError):
+    """Raised inside an epoch at the first non-finite loss; :func:`train_classifier` names the epoch."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(step, loss)
+        self.step, self.loss = step, loss
+
+
+def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` less the :data:`TIMING_KEYS` (for the checkpoint's metadata)."""
+    return {key: value for key, value in metrics.items() if key not in TIMING_KEYS}
 
 
 def to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -101,6 +127,21 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, lr: float, e
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps)
 
 
+def _non_finite_weights(model: nn.Module) -> str | None:
+    """The name of the first parameter of ``model`` holding a NaN or an infinity, or None."""
+    return next((key for key, value in model.named_parameters() if not bool(torch.isfinite(value).all())), None)
+
+
+def _diverged(model: nn.Module, name: str | None, permuted: bool, lr: float, what: str) -> TrainingDiverged:
+    """The one-line error for a diverged training run: the model, where it diverged, the config key to look at."""
+    arch = getattr(getattr(model, "spec", None), "arch", type(model).__name__)
+    section = "permuted_train" if permuted else "train"
+    key = f"models.{name or '<model>'}.{section}.lr"
+    return TrainingDiverged(f"training model {name or arch!r} ({arch}{', permuted labels' if permuted else ''}) "
+                            f"diverged: {what}; nothing was written. Lower config key {key!r} (now {lr}) or check "
+                            "the model's other training settings")
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` (put in eval mode) on pre-converted images."""
@@ -132,10 +173,13 @@ def _train_epoch(
     augment: Callable[[torch.Tensor], torch.Tensor] | None,
     loss_name: str = "cross_entropy",
 ) -> tuple[float, float]:
-    """One pass over ``batches`` (index tensors); returns mean loss and accuracy on the (augmented) batches."""
+    """One pass over ``batches`` (index tensors); returns mean loss and accuracy on the (augmented) batches.
+
+    Raises :class:`_NonFiniteLoss` at the first batch whose loss is not finite.
+    """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for index in batches:
+    for step, index in enumerate(batches, 1):
         x, y = images[index], targets[index]
         logits = model(augment(x) if augment is not None else x)
         loss = classification_loss(logits, y, loss_name)
@@ -143,11 +187,14 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         schedule.step()
-        total_loss += loss.item() * len(y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise _NonFiniteLoss(step, value)
+        total_loss += value * len(y)
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
         if isinstance(batches, tqdm):
-            batches.set_postfix(loss=f"{loss.item():.3f}")
+            batches.set_postfix(loss=f"{value:.3f}")
     return total_loss / seen, correct / seen
 
 
@@ -173,6 +220,7 @@ def train_classifier(
     lr_decay: float = 1.5,
     augmentation: str = "dihedral",
     crop_padding: int = 4,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place; return metrics (model left in eval mode).
 
@@ -185,7 +233,8 @@ def train_classifier(
     zero-padded by ``crop_padding`` (CIFAR-10 training). ``max_train`` keeps only the first items of the
     training split: the data randomisation check's permuted-label model memorises a small training set
     instead of a large one. ``final_train_accuracy`` is measured after training, in eval mode, on the
-    (possibly permuted) labels.
+    (possibly permuted) labels. ``name`` is the model's name in the config, for the message of a
+    :class:`TrainingDiverged` (raised when the loss or the weights stop being finite).
     """
     if epochs < 1 or batch_size < 1 or not len(train):
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and training items; "
@@ -218,7 +267,16 @@ def train_classifier(
             order = torch.randperm(len(x_train), generator=generator).to(device)
             bar = tqdm(order.split(batch_size), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
                        disable=not progress, leave=False)
-            epoch_loss, train_accuracy = _train_epoch(model, x_train, y_train, bar, opt, scheduler, augment_fn, loss)
+            try:
+                epoch_loss, train_accuracy = _train_epoch(model, x_train, y_train, bar, opt, scheduler, augment_fn,
+                                                          loss)
+            except _NonFiniteLoss as err:
+                raise _diverged(model, name, permute_labels, lr, f"the loss is {err.loss} at epoch {epoch + 1}/"
+                                f"{epochs}, step {err.step}/{steps}") from None
+            weights = _non_finite_weights(model)
+            if weights:
+                raise _diverged(model, name, permute_labels, lr, f"the weights ({weights}) are not finite after "
+                                f"epoch {epoch + 1}/{epochs}")
             history["train_loss"].append(epoch_loss)
             history["train_accuracy"].append(train_accuracy)
             history["val_accuracy"].append(accuracy(model, x_val, y_val))

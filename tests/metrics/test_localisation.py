@@ -10,6 +10,7 @@ import torch
 
 from salbench.metrics import ScoringBatch, create_metric
 from salbench.metrics.localisation import pointing_hits
+from salbench.params import ParamError
 
 
 def peaked(size: int, points: list[tuple[int, int]]) -> torch.Tensor:
@@ -222,3 +223,10 @@ def test_relevance_mass_and_rank_match_quantus(signed):
     np.testing.assert_allclose(ours, quantus_scores("RelevanceMassAccuracy", maps, masks), rtol=0, atol=1e-6)
     ours = run("relevance_rank", maps, masks)
     np.testing.assert_allclose(ours, quantus_scores("RelevanceRankAccuracy", maps, masks), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("params", [{"reference_size": 0}, {"reference_size": -224}, {"tolerance_px": -1}])
+def test_pointing_game_refuses_a_tolerance_it_cannot_scale(params):
+    key = next(iter(params))
+    with pytest.raises(ParamError, match=f"metric 'pointing_game': {key} must be a number >= "):
+        create_metric("pointing_game", **params)

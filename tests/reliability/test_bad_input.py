@@ -5,6 +5,8 @@ tests/data/test_download.py::test_a_wrong_hash_names_the_file_and_both_hashes_an
 from __future__ import annotations
 
 import copy
+import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -83,6 +85,16 @@ ROWS = {
     "grid larger than classes": (_set("grid.n", 3), "grid.n", "6"),
     "shard not whole batches": (_set("datasets.shapes.shard_size", 10), "datasets.shapes.shard_size", "batch_size"),
     "required section": (_drop("metrics"), "(top level)", "'metrics' is a required property"),
+    # issue 25: what the workflow used to take (or crash on) while the jobs cannot
+    "infinite lr": (_set("models.cnn.train.lr", math.inf), "models.cnn.train.lr", "not a finite number"),
+    "nan lr": (_set("models.cnn.train.lr", math.nan), "models.cnn.train.lr", "not a finite number"),
+    "empty config": (lambda config: config.clear(), "(top level)", "the config is empty"),
+    "integer method id": (lambda config: config["methods"].update({1: {"method": "gradient"}}), "methods.1",
+                          "not a string"),
+    "negative data-set seed": (_set("datasets.shapes.params.seed", -1), "datasets.shapes.params.seed",
+                               "allowed values: integers 0 to 4294967295"),
+    "method id ..": (lambda config: config["methods"].update({"..": {"method": "gradient"}}), "methods",
+                     "'..' is not allowed"),
 }
 
 #: parameter values the registry entries refuse (ranges, choices): caught by the pre-run check
@@ -134,7 +146,7 @@ def test_refused_parameter_values_fail_the_pre_run_check_naming_the_key(row, tmp
     ("text", "fragment"),
     [
         (None, "does not exist"),
-        ("", "'datasets' is a required property"),
+        ("", "the config is empty"),
         ("datasets: [unclosed", "is not valid YAML"),
         (TINY.read_text() + "seed: 1\n", "config key 'seed' is given twice in one mapping (line"),
     ],
@@ -165,6 +177,97 @@ def test_snakemake_dry_run_refuses_a_bad_config_before_any_job(tmp_path):
         assert result.returncode != 0
         assert "salbench: config key '" in result.stderr, result.stderr[-2000:]
         assert "Job stats" not in result.stdout + result.stderr and not (tmp_path / name / "results").exists()
+
+
+def _names_a_key(message: str) -> None:
+    assert "\n" not in message and ": config key '" in message, message
+
+
+#: issue 25, cases 2 to 7: config files the workflow took (or crashed on) while check-config passed (or not)
+FILES = {
+    "infinite lr": TINY.read_text().replace("train: {epochs: 1,", "train: {lr: .inf, epochs: 1,"),
+    "duplicate key": TINY.read_text() + "seed: 1\n",
+    "empty config": "{}\n",
+    "integer method id": TINY.read_text().replace("  gradient: {}", "  gradient: {}\n  1: {method: gradient}"),
+    "negative data-set seed": TINY.read_text().replace("n_eval: 8, seed: 0", "n_eval: 8, seed: -1"),
+    "method id ..": TINY.read_text().replace("  gradient: {}", "  gradient: {}\n  '..': {method: gradient}"),
+}
+
+
+@pytest.mark.slow
+def test_snakemake_and_check_config_refuse_the_same_files_with_the_same_line(tmp_path, capsys):
+    paths = {}
+    for name, text in FILES.items():
+        paths[name] = tmp_path / f"{name.replace(' ', '_')}.yaml"
+        paths[name].write_text(text)
+    with ThreadPoolExecutor(2) as pool:  # a dry run is mostly start-up: two at a time
+        runs = dict(zip(FILES, pool.map(lambda name: snakemake(tmp_path / f"w{list(FILES).index(name)}",
+                                                                 paths[name], "-n"), FILES)))
+    for name, result in runs.items():
+        assert main(["check-config", str(paths[name])]) == 2, name
+        line = capsys.readouterr().err.strip()
+        _names_a_key(line)
+        assert result.returncode != 0, (name, result.stdout[-1000:])
+        assert line in result.stderr.splitlines(), (name, line, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and "Job stats" not in result.stdout + result.stderr, name
+
+
+def _image_folder_study(tmp_path, root, grid: bool) -> dict:
+    config = copy.deepcopy(BASE)
+    config["datasets"]["mine"] = {"source": "image_folder", "params": {"root": str(root), "image_size": 16},
+                                  "models_from": "shapes"}
+    if not grid:
+        del config["grid"]
+    return config
+
+
+def _write_images(root, classes: int) -> None:
+    from PIL import Image
+
+    for k in range(classes):
+        (root / f"class{k}").mkdir(parents=True)
+        Image.new("RGB", (8, 8), (40 * k, 0, 0)).save(root / f"class{k}" / "a.png")
+
+
+@pytest.mark.parametrize("grid", [True, False], ids=["grid on", "grid off"])
+def test_a_missing_image_folder_names_the_data_set_and_its_root_key(tmp_path, capsys, grid):
+    config = _image_folder_study(tmp_path, tmp_path / "nowhere", grid)
+    validate_config(config)  # the cheap check (every cluster job) does not look at the disk ...
+    with pytest.raises(ConfigError) as raised:  # ... the pre-run check does
+        check_registry_params(config)
+    message = str(raised.value)
+    _assert_names(message, "datasets.mine.params.root", str(tmp_path / "nowhere"))
+    assert "grid.n" not in message and "data set 'mine'" in message
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["check-config", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == f"salbench: {message}"
+
+    check_registry_params(config, fetched=["mine"])  # a data set fetched already does not read its images again
+
+    (tmp_path / "empty").mkdir()  # a folder without class sub-folders holding images
+    with pytest.raises(ConfigError, match=r"config key 'datasets.mine.params.root': .* no sub-folder holding images"):
+        check_registry_params(_image_folder_study(tmp_path, tmp_path / "empty", grid))
+
+
+def test_an_image_folder_with_enough_classes_passes_the_grid_check_and_one_with_too_few_names_grid_n(tmp_path):
+    _write_images(tmp_path / "four", 4)
+    check_registry_params(_image_folder_study(tmp_path, tmp_path / "four", grid=True))  # 2 x 2 grids fit 4 classes
+    _write_images(tmp_path / "three", 3)
+    with pytest.raises(ConfigError) as raised:
+        check_registry_params(_image_folder_study(tmp_path, tmp_path / "three", grid=True))
+    _assert_names(str(raised.value), "grid.n", "data set 'mine' has 3")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grid", [True, False], ids=["grid on", "grid off"])
+def test_snakemake_run_refuses_a_missing_image_folder_before_any_job(tmp_path, grid):
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(_image_folder_study(tmp_path, tmp_path / "nowhere", grid)))
+    result = snakemake(tmp_path / "work", config)
+    assert result.returncode != 0
+    assert "salbench: config key 'datasets.mine.params.root'" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "work" / "results").exists() and not (tmp_path / "work" / "resources").exists()
 
 
 @pytest.mark.slow

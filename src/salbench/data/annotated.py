@@ -26,7 +26,7 @@ import numpy as np
 
 from ..params import ParamError, check_choice
 from ..provenance import file_sha256
-from .base import Items
+from .base import Items, rows_per_chunk
 from .splits import DataSetError, NpzSplitSource
 
 #: the EBP difficult set: class boxes below this fraction of the image area, and another class present
@@ -141,38 +141,52 @@ class AnnotatedPhotoSource(NpzSplitSource):
         """``(image id, image [size,size,3], [(target, mask [size,size], difficult by the paper's rule)])``
         for every selected image; subclasses read their archives here and set ``self._selected``."""
 
-    def make_splits(self, root: Path) -> Iterator[tuple[str, Items]]:
+    def make_splits(self, root: Path) -> Iterator[tuple[str, Iterator[Items]]]:
+        yield "eval", self._eval_chunks(root)
+
+    def _eval_chunks(self, root: Path) -> Iterator[Items]:
+        """The eval items in chunks of about :data:`~.base.CHUNK_BYTES` (a whole data set need not fit in memory)."""
         flags = (read_difficult_flags(self.params["difficult_flags"], len(self.classes))
                  if self.params["difficult_flags"] is not None else None)
-        item_ids, image_ids, images, targets, masks, difficult = [], [], [], [], [], []
+        size = self.params["image_size"]
+        rows, total = rows_per_chunk(4 * size * size), 0
+        columns: dict[str, list] = {name: [] for name in ("item_ids", "image_ids", "images", "targets", "masks",
+                                                          "difficult")}
         for image_id, image, objects in self.image_items(root):
             for target, mask, hard in objects:
                 if flags is not None:  # TorchRay: an image missing from the list keeps every class
                     hard = bool(flags[image_id][target]) if image_id in flags else True
                 if self.params["subset"] == "difficult" and not hard:
                     continue
-                item_ids.append(f"{image_id}-c{target:02d}")
-                image_ids.append(image_id)
-                images.append(image)
-                targets.append(target)
-                masks.append(mask)
-                difficult.append(hard)
-        if not item_ids:
+                for name, value in zip(columns, (f"{image_id}-c{target:02d}", image_id, image, target, mask, hard)):
+                    columns[name].append(value)
+            if len(columns["item_ids"]) >= rows:
+                total += len(columns["item_ids"])
+                yield _chunk(columns, size)
+        if not total + len(columns["item_ids"]):
             raise DataSetError(f"dataset {self.name!r} with {self.params}: no items (no annotated class in the "
                                "selected images, or none in the chosen subset)")
-        size = self.params["image_size"]
-        yield "eval", Items(item_ids=item_ids, image_ids=image_ids,
-                            images=np.stack(images).reshape(-1, size, size, 3),
-                            targets=np.asarray(targets, dtype=np.int64), masks=np.stack(masks),
-                            difficult=np.asarray(difficult, dtype=bool))
+        if columns["item_ids"]:
+            yield _chunk(columns, size)
 
     def provenance(self) -> dict[str, Any]:
         flags = self.params["difficult_flags"]
         return {"selected_images": self._selected,
                 **({"difficult_flags_sha256": file_sha256(flags)} if flags is not None else {})}
 
-    def load(self, root: Path, split: str) -> Items:
+    def iter_items(self, root: Path, split: str, rows: int | None = None) -> Iterator[Items]:
         if split != "eval":
             raise DataSetError(f"dataset {self.name!r} has only an eval split (its models are pretrained or "
                                f"user-supplied, not trained here); asked for {split!r}")
-        return super().load(root, split)
+        yield from super().iter_items(root, split, rows)
+
+
+def _chunk(columns: dict[str, list], size: int) -> Items:
+    """The items gathered in ``columns`` (emptied for the next chunk)."""
+    items = Items(item_ids=columns["item_ids"], image_ids=columns["image_ids"],
+                  images=np.stack(columns["images"]).reshape(-1, size, size, 3),
+                  targets=np.asarray(columns["targets"], dtype=np.int64), masks=np.stack(columns["masks"]),
+                  difficult=np.asarray(columns["difficult"], dtype=bool))
+    for name in columns:
+        columns[name] = []
+    return items

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, Iterator
 
 import numpy as np
 
@@ -57,6 +57,32 @@ class Items:
         return len(self.item_ids)
 
 
+#: memory one chunk of items may take while a data set is generated, fetched or prepared: a split of any
+#: size streams through in chunks of about this many bytes (tests lower it to exercise many chunks)
+CHUNK_BYTES = 64 * 2**20
+
+
+def rows_per_chunk(item_bytes: int, multiple: int = 1) -> int:
+    """Items per chunk of about :data:`CHUNK_BYTES` at ``item_bytes`` each: a positive multiple of ``multiple``."""
+    return max(1, CHUNK_BYTES // max(1, item_bytes) // multiple) * multiple
+
+
+def concat_items(parts: Iterable[Items]) -> Items:
+    """One :class:`Items` from consecutive chunks (a single chunk is returned as it is, without a copy)."""
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+
+    def joined(name: str) -> np.ndarray | None:
+        values = [getattr(part, name) for part in parts]
+        return None if values[0] is None else np.concatenate(values)
+
+    return Items(item_ids=[i for part in parts for i in part.item_ids],
+                 image_ids=[i for part in parts for i in part.image_ids],
+                 images=joined("images"), targets=joined("targets"), masks=joined("masks"),
+                 difficult=joined("difficult"))
+
+
 MANIFEST = "manifest.json"
 
 
@@ -87,3 +113,8 @@ class DataSource(abc.ABC):
     @abc.abstractmethod
     def load(self, root: Path, split: str) -> Items:
         """Items of ``split`` ("train", "val" or "eval") from the files ``fetch`` wrote."""
+
+    @abc.abstractmethod
+    def iter_items(self, root: Path, split: str, rows: int | None = None) -> Iterator[Items]:
+        """The items of ``split`` in consecutive chunks of ``rows`` items (all in one chunk when None), so a
+        split larger than memory can be read."""

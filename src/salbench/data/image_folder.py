@@ -69,16 +69,26 @@ class ImageFolder(ImageSplitSource):
         root = Path(p["root"])
         self.classes = tuple(class_folders(root)) if root.is_dir() else ()
 
+    def root_error(self) -> str | None:
+        """Why ``root`` is not a folder of images, one sub-folder per class (None when it is): the config check
+        says it before any job, naming the data set's key, and the job that reads the images says it too."""
+        root = Path(self.params["root"])
+        if not root.is_dir():
+            state = "is not a folder" if root.exists() else "does not exist"
+            return (f"image folder {root.resolve()} {state}; put your images there as <class name>/<image file>, "
+                    "one sub-folder per class")
+        if not class_folders(root):
+            return (f"image folder {root.resolve()} has no sub-folder holding images ({', '.join(IMAGE_SUFFIXES)}); "
+                    "put your images there as <class name>/<image file>")
+        return None
+
     def make_splits(self, root: Path) -> Iterator[tuple[str, Items]]:
         p = self.params
         images_root = Path(p["root"])
-        if not images_root.is_dir():
-            raise DataSetError(f"dataset {self.name!r}: image folder {images_root.resolve()} does not exist; put "
-                               "your images there as <class name>/<image file>, one sub-folder per class")
+        error = self.root_error()
+        if error:
+            raise DataSetError(f"dataset {self.name!r} (params.root): {error}")
         self.classes = tuple(class_folders(images_root))
-        if not self.classes:
-            raise DataSetError(f"{images_root} has no sub-folder holding images ({', '.join(IMAGE_SUFFIXES)}); "
-                               "put your images there as <class name>/<image file>")
         names = [f"{c}/{f.name}" for c in self.classes for f in sorted((images_root / c).iterdir())
                  if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
         names = [names[k] for k in seeded_subset(len(names), p["n_eval"], p["seed"])]

@@ -37,10 +37,12 @@ class ImageSplitSource(NpzSplitSource):
     """A split source of real images whose class names come with the data: ``load`` takes them from the
     manifest ``fetch`` wrote (the class-level ``classes`` then only numbers the classes for the catalog)."""
 
-    def load(self, root: Path, split: str) -> Items:
-        items = super().load(root, split)
+    def iter_items(self, root: Path, split: str, rows: int | None = None) -> Iterator[Items]:
+        chunks = super().iter_items(root, split, rows)
+        first = next(chunks)  # the split's file checked against the manifest before its classes are taken
         self.classes = tuple(json.loads((Path(root) / MANIFEST).read_text())["classes"])
-        return items
+        yield first
+        yield from chunks
 
 
 def check_image_params(name: str, params: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..store import object_strings, open_store, write_store
-from .base import DataSource, Items, manifest_sha256
+from ..store import object_strings, open_store, write_store_parts
+from .base import DataSource, Items, manifest_sha256, rows_per_chunk
 
 
 def items_to_dataset(items: Items, attrs: dict[str, Any]) -> xr.Dataset:
@@ -33,9 +34,13 @@ def items_to_dataset(items: Items, attrs: dict[str, Any]) -> xr.Dataset:
     )
 
 
-def prepare_eval_store(dataset: str, source: DataSource, root: Path, out: Path) -> Path:
-    """Write the eval split of ``source`` (fetched into ``root``) as the data store ``out``."""
-    items = source.load(root, "eval")
+def prepare_eval_store(dataset: str, source: DataSource, root: Path, out: Path, item_chunk: int = 64) -> Path:
+    """Write the eval split of ``source`` (fetched into ``root``) as the data store ``out``, reading and
+    writing the items in parts of about :data:`~.base.CHUNK_BYTES`, so memory stays bounded whatever the
+    split's size."""
+    size = source.params.get("image_size", 224)  # an image (3 bytes a pixel) and its mask; 224: an upper bound
+    parts = source.iter_items(root, "eval", rows_per_chunk(4 * size * size, multiple=item_chunk))
+    first = next(parts)  # the split checked against the manifest (and a source's classes read) first
     attrs = {
         "dataset": dataset,
         "source": source.name,
@@ -45,7 +50,8 @@ def prepare_eval_store(dataset: str, source: DataSource, root: Path, out: Path) 
         "manifest_sha256": manifest_sha256(root),
         "manifest": json.loads((root / "manifest.json").read_text()),
     }
-    return write_store(items_to_dataset(items, attrs), out)
+    return write_store_parts((items_to_dataset(items, attrs) for items in itertools.chain([first], parts)), out,
+                             item_chunk)
 
 
 def open_data(path: str | Path) -> xr.Dataset:

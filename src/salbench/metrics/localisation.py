@@ -67,6 +67,11 @@ class PointingGame(Metric):
     needs_mask = True
     aggregate = "class_mean"
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.check_number("tolerance_px", 0)
+        self.check_number("reference_size", 1e-9)  # the image side the tolerance is defined at; divides it
+
     def tolerance(self, height: int, width: int) -> float:
         """Tolerance in px for an ``height x width`` image."""
         return self.params["tolerance_px"] * min(height, width) / self.params["reference_size"]

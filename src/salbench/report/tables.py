@@ -34,6 +34,20 @@ OTHER_FAMILY = "other"
 BOOTSTRAP_BLOCK = 2_000_000
 
 
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a report table atomically: parquet through :func:`salbench.store.write_table`, with its checksum (so
+    ``read_table`` and ``salbench verify`` check it like every other table), CSV as plain text for people."""
+    from ..store import atomic_path, write_table
+
+    if path.suffix == ".parquet":
+        return write_table(frame, path)
+    if path.suffix != ".csv":
+        raise ValueError(f"cannot write table {path}: expected a .parquet or .csv name")
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
+
+
 def read_tidy(path: Path, columns: Iterable[str], kind: str) -> pd.DataFrame:
     """A checksummed ``kind`` table (store.read_table), refused with the missing names when it lacks ``columns``."""
     from ..store import read_table
