@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -136,3 +138,56 @@ def test_chunks_read_nothing_back_from_the_device(name, params, monkeypatch):
         create_method(name, n_samples=8, internal_batch_size=chunk, **params).attribute(model, x, target)
         per_chunking.append(reads["n"])
     assert per_chunking[0] == per_chunking[1], per_chunking
+
+
+def test_noisy_without_noise_is_the_rms_normalised_base_map():
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    base = create_method("input_x_gradient").attribute(model, x, target)
+    clean = create_method("noisy", base="input_x_gradient", sigma=0.0).attribute(model, x, target)
+    rms = base.flatten(1).square().mean(1).sqrt().view(-1, 1, 1)
+    torch.testing.assert_close(clean, base / rms)
+    torch.testing.assert_close(clean.flatten(1).square().mean(1), torch.ones(3))
+
+
+def test_noisy_adds_sigma_times_standard_normal_noise():
+    model, x, target = tiny_model(), images(4, size=32), torch.tensor([0, 1, 2, 3])
+    clean = create_method("noisy", sigma=0.0).attribute(model, x, target)
+    noise = (create_method("noisy", sigma=2.0).attribute(model, x, target) - clean) / 2.0
+    assert abs(float(noise.mean())) < 0.05 and abs(float(noise.std()) - 1.0) < 0.05
+    assert abs(float(torch.corrcoef(torch.stack([noise.flatten(), clean.flatten()]))[0, 1])) < 0.05
+
+
+def test_noisy_noise_is_fresh_per_model_and_target_and_repeatable_otherwise():
+    """Independent noise for a randomised model or another target (else a randomisation check would see the shared
+    noise as similarity); the same question asked twice, in another batch or layout, gets the same map."""
+    model, x, target = tiny_model(), images(3), torch.tensor([0, 1, 2])
+    method = create_method("noisy", sigma=1.0, seed=3)
+    maps = method.attribute(model, x, target)
+    torch.testing.assert_close(method.attribute(model, x, target), maps, rtol=0, atol=0)
+    single = torch.cat([method.attribute(model, x[i : i + 1], target[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(single, maps, rtol=1e-5, atol=1e-6)
+    clean = create_method("noisy", sigma=0.0).attribute(model, x, target)
+    other_model = tiny_model(seed=1)
+    other_clean = create_method("noisy", sigma=0.0).attribute(other_model, x, target)
+    noise = {
+        "original": maps - clean,
+        "other model": method.attribute(other_model, x, target) - other_clean,
+        "other target": method.attribute(model, x, target.roll(1)) - create_method(
+            "noisy", sigma=0.0).attribute(model, x, target.roll(1)),
+        "other seed": create_method("noisy", sigma=1.0, seed=4).attribute(model, x, target) - clean,
+    }
+    for name, value in noise.items():
+        if name != "original":
+            correlation = torch.corrcoef(torch.stack([value.flatten(), noise["original"].flatten()]))[0, 1]
+            assert abs(float(correlation)) < 0.1, name
+
+
+def test_noisy_validation_and_skip_reason_follow_the_base():
+    with pytest.raises(ParamError, match="sigma"):
+        create_method("noisy", sigma=-1.0)
+    with pytest.raises(KeyError, match="unknown method"):
+        create_method("noisy", base="nope")
+    gradcam = create_method("noisy", base="gradcam", base_params={"layer": "net.relu3"})
+    assert gradcam.skip_reason(SimpleNamespace(family="cnn", gap_fc=True, arch="x", lacks={})) is None
+    assert "spatial_feature_maps" in gradcam.skip_reason(SimpleNamespace(
+        family="cnn", gap_fc=True, arch="x", lacks={"spatial_feature_maps": "no maps"}))

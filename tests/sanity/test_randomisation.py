@@ -202,3 +202,72 @@ def test_copy_model_is_a_deep_copy_with_its_own_hooks():
     assert calls == ["original"]
     copied(images(1))
     assert calls == ["original", "copy", "original"]  # the existing hook was copied too
+
+
+RESNET_LAYERS_BOTTOM_UP = [
+    *(f"net.conv1.{i}" for i in (0, 1, 3, 4, 6)), "net.bn1",
+    "net.layer1.0.conv1", "net.layer1.0.bn1", "net.layer1.0.conv2", "net.layer1.0.bn2",
+    *(f"net.layer{k}.{b}.{layer}" for k in (2, 3) for b in (0, 1)
+      for layer in ("conv1", "bn1", "conv2", "bn2", *(("downsample.0", "downsample.1") if b == 0 else ()))),
+    "net.layer4.0.conv1", "net.layer4.0.bn1", "net.layer4.0.conv2", "net.layer4.0.bn2", "net.layer4.0.downsample.0",
+    "net.layer4.0.downsample.1", "net.fc",
+]
+
+
+@pytest.mark.parametrize(("arch", "granularity", "expected"), [
+    ("small_cnn", "block", ["conv1", "conv2", "conv3", "conv4", "fc"]),
+    ("small_cnn", "layer", [*(f"net.features.{i}" for i in (0, 1, 4, 5, 8, 9, 12, 13)), "net.fc"]),
+    ("small_resnet", "block", ["stem", "layer1", "layer2", "layer3", "layer4", "fc"]),
+    # a block's shortcut (downsample conv + batch norm) runs after its second conv in timm's BasicBlock
+    ("small_resnet", "layer", RESNET_LAYERS_BOTTOM_UP),
+])
+def test_bottom_up_stages_follow_the_forward_order(arch, granularity, expected):
+    model = build_model(arch, 4).eval()
+    blocks = model.spec.extra["randomisation_blocks"] if granularity == "block" else None
+    names = stage_names(model, blocks=blocks, order="bottom_up", example=images(1, size=32))
+    assert names == [ORIGINAL, *expected]
+    top_down = stage_names(model, blocks=blocks)
+    if arch == "small_cnn" or granularity == "block":  # sequential stacks: the exact reverse of top-down
+        assert names[1:] == top_down[:0:-1]
+
+
+class HeadFirst(nn.Module):
+    """Registers its head before its body: registration order is not forward order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(4, NUM_CLASSES)
+        self.body = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.body(x)).flatten(1))
+
+
+def test_bottom_up_is_execution_order_not_registration_order_and_ends_where_top_down_ends():
+    model = HeadFirst().eval()
+    registered = [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    assert registered == ["head", "body"]  # Quantus's bottom_up (named_modules order) would start at the head
+    assert stage_names(model, order="bottom_up", example=images(1)) == [ORIGINAL, "body", "head"]
+    for k, (name, stage) in enumerate(randomised_stages(model, 3, order="bottom_up", example=images(1))):
+        assert changed_layers(model, stage) == {"body", "head"}.intersection(["body", "head"][:k]), name
+    # each layer's draw depends on (seed, layer name) only: both orders end in the same fully random model
+    cnn = small_cnn()
+    last = len(stage_names(cnn)) - 1
+    bottom = stage_model(cnn, 5, last, order="bottom_up", example=images(1, size=32)).state_dict()
+    top = stage_model(cnn, 5, last).state_dict()
+    assert all(torch.equal(bottom[key], top[key]) for key in top)
+    with pytest.raises(ValueError, match="example input"):
+        stage_names(cnn, order="bottom_up")
+    with pytest.raises(ParamError, match="order"):
+        stage_names(cnn, order="sideways", example=images(1, size=32))
+
+
+def test_bottom_up_stage_maps_reuse_given_original_maps():
+    model = small_cnn()
+    x, t = images(2, size=32), torch.tensor([0, 1])
+    names, maps = stage_maps(create_method("gradient"), model, x, t, seed=0, order="bottom_up")
+    assert names[1] == "net.features.0"
+    given = torch.full_like(maps[0], 7.0)
+    _, reused = stage_maps(create_method("gradient"), model, x, t, seed=0, order="bottom_up", original=given)
+    assert torch.equal(reused[0], given) and torch.equal(reused[1:], maps[1:])

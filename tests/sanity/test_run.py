@@ -11,7 +11,8 @@ from salbench.models import build_model
 from salbench.sanity.run import COLUMNS, SanitySettings, class_checks, model_checks
 from salbench.sanity.verdicts import VERDICT_STATISTIC, check_rules, verdict_values
 
-SETTINGS = SanitySettings(items=4, modes=("cascading", "independent"), measures=("spearman_abs", "ssim"))
+SETTINGS = SanitySettings(items=4, modes=("cascading", "independent"), measures=("spearman_abs", "ssim"),
+                          smprt_samples=2)
 
 
 def _inputs(n: int = 4, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -28,7 +29,7 @@ def test_model_checks_cover_every_check_and_stage_with_the_original_first():
     table = result.table
     assert list(table.columns) == COLUMNS
     assert set(table["check"]) == {"model_sensitivity", "model_sensitivity_independent", "data_randomisation",
-                                   "input_invariance", "input_sensitivity"}
+                                   "input_invariance", "input_sensitivity", "emprt", "smprt"}
     cascade = table[(table["check"] == "model_sensitivity") & (table["statistic"] == "spearman_abs")]
     assert list(cascade.drop_duplicates("stage")["stage"]) == ["original", *(name for name, _ in blocks)]
     np.testing.assert_allclose(cascade[cascade["stage_index"] == 0]["value"], 1.0, atol=1e-6)
@@ -38,7 +39,7 @@ def test_model_checks_cover_every_check_and_stage_with_the_original_first():
     assert (invariance["value"] < 1e-4).all()
     values = verdict_values(table, "spearman_abs")
     assert set(values) == {"model_sensitivity", "top_layer_sensitivity", "data_randomisation", "input_invariance",
-                           "input_sensitivity"}
+                           "input_sensitivity", "emprt", "smprt"}
     last = cascade["stage_index"].max()
     np.testing.assert_array_equal(values["model_sensitivity"], cascade[cascade["stage_index"] == last]["value"])
 
@@ -94,3 +95,32 @@ def test_top_layer_sensitivity_reads_the_cascade_part_way_down():
         assert verdict_values(table, "spearman_abs", top_fraction=0.25)["top_layer_sensitivity"][0] == curve[1]
     rules = check_rules()
     assert not rules["top_layer_sensitivity"].passes(0.9) and rules["top_layer_sensitivity"].passes(0.2)
+
+
+def test_both_orders_run_one_cascade_each_sharing_the_original_maps_and_are_stored_for_the_figure(monkeypatch):
+    from salbench.sanity import randomisation
+
+    model = build_model("small_cnn", 3).eval()
+    x, targets, items = _inputs()
+    blocks = model.spec.extra["randomisation_blocks"]
+    settings = SanitySettings(items=4, modes=("cascading",), orders=("top_down", "bottom_up"), measures=("ssim",),
+                              smprt_samples=1)
+    passes = []
+    real = randomisation.compute_maps
+    monkeypatch.setattr(randomisation, "compute_maps", lambda *a, **k: passes.append(1) or real(*a, **k))
+    result = model_checks(create_method("gradient"), model, None, x, targets, items, settings, 0, blocks, 4, "cpu")
+    assert len(passes) == 2 * len(blocks) + 1  # the original maps once, then each order's stages
+    table = result.table
+    bottom_up = table[(table["check"] == "model_sensitivity_bottom_up") & (table["statistic"] == "spearman_abs")]
+    names = [name for name, _ in blocks]
+    assert list(bottom_up.drop_duplicates("stage")["stage"]) == ["original", *names[::-1]]
+    top_down = table[(table["check"] == "model_sensitivity") & (table["statistic"] == "spearman_abs")]
+    last = top_down["stage_index"].max()
+    np.testing.assert_allclose(bottom_up[bottom_up["stage_index"] == last]["value"].to_numpy(),
+                               top_down[top_down["stage_index"] == last]["value"].to_numpy())  # same random end
+    values = verdict_values(table, "spearman_abs")
+    np.testing.assert_array_equal(values["bottom_layer_sensitivity"],
+                                  bottom_up[bottom_up["stage_index"] == 3]["value"])  # ceil(0.5 * 5) stages
+    assert result.stages == ["original", *names, *(f"bottom_up:{name}" for name in names[::-1])]
+    assert result.cascade.shape == (2 * len(blocks) + 1, 4, 32, 32)
+    assert not torch.equal(result.cascade[len(blocks) + 1], result.cascade[1])  # bottom-up stage 1 is its own map

@@ -12,9 +12,12 @@ from salbench.params import ParamError
 from salbench.sanity.input_sensitivity import input_sensitivity
 from salbench.sanity.randomisation import stage_maps, stage_similarities
 from salbench.sanity.similarity import Similarity
-from salbench.sanity.verdicts import RULES, bootstrap_interval, check_rules, verdict, verdicts
+from salbench.sanity.checks import get_check
+from salbench.sanity.run import CheckJob, SanitySettings, run_checks
+from salbench.sanity.verdicts import (RULES, bootstrap_interval, check_rules, noise_trap, verdict, verdict_values,
+                                      verdicts)
 
-from .helpers import images
+from .helpers import images, trained_cnn, two_class_images
 
 
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
@@ -91,3 +94,44 @@ def test_controls_and_gradient_on_small_cnn():
     assert not results[("random", "model_sensitivity")].passed and not results[("random", "input_sensitivity")].passed
     assert results[("gradient", "model_sensitivity")].passed and results[("gradient", "input_sensitivity")].passed
     assert all(v.trustworthy is True for v in results.values())
+
+
+def test_noise_trap_reads_the_paired_difference_in_the_checks_direction():
+    clean = np.array([0.6, 0.7, 0.65, 0.62, 0.68, 0.66])
+    lower = clean - np.array([0.3, 0.28, 0.31, 0.29, 0.3, 0.32])  # noise lowers the similarity: a "below" check gains
+    trap = noise_trap("model_sensitivity", "noisy", "gradient", lower, clean, n_boot=500)
+    assert trap.rewards_noise and trap.ci_high < 0 and trap.difference == pytest.approx(-0.3, abs=0.02)
+    assert not noise_trap("input_sensitivity", "noisy", "gradient", lower, clean, n_boot=500).rewards_noise  # "above"
+    assert noise_trap("input_sensitivity", "noisy", "gradient", clean, lower, n_boot=500).rewards_noise
+    spread = clean + np.array([0.2, -0.2, 0.1, -0.1, 0.15, -0.15])  # interval crosses 0: not flagged
+    assert not noise_trap("model_sensitivity", "noisy", "gradient", spread, clean, n_boot=500).rewards_noise
+    with_nan = noise_trap("model_sensitivity", "noisy", "gradient", np.append(lower, np.nan), np.append(clean, 0.5))
+    assert with_nan.n_items == clean.size
+    with pytest.raises(ValueError, match="same items"):
+        noise_trap("model_sensitivity", "noisy", "gradient", lower[:3], clean)
+
+
+def test_noise_trap_flags_top_down_randomisation_on_a_trained_cnn_with_input_x_gradient():
+    """newer-checks.md section 3, acceptance case: input x gradient plus noise scores better on top-down
+    randomisation (Binder et al. 2023), so that check rewards noise; noise does not help input sensitivity
+    (the noisy copy's map is no closer to the original's), so that check is not flagged."""
+    model = trained_cnn(n=32, epochs=25)
+    x, y = two_class_images(12, seed=5)
+    settings = SanitySettings(items=12, modes=("cascading",), measures=("spearman_abs",))
+    checks = [get_check("top_layer_sensitivity"), get_check("input_sensitivity")]
+    methods = {"ixg": create_method("input_x_gradient"),
+               "ixg_noisy": create_method("noisy", base="input_x_gradient", sigma=1.0)}
+    stats = {}
+    for name, method in methods.items():
+        job = CheckJob(method, model, x, y, [f"i{i}" for i in range(12)], settings, 0, 12, "cpu")
+        for check, values in verdict_values(run_checks(job, checks), "spearman_abs").items():
+            stats[(name, check)] = values
+    results = {(v.method, v.check): v for v in verdicts(stats, n_boot=500, noisy_pairs={"ixg_noisy": "ixg"})}
+    top = results[("ixg", "top_layer_sensitivity")]
+    assert top.rewards_noise is True and "rewards noise: scores ixg_noisy better than ixg" in top.note
+    trap = results[("ixg_noisy", "top_layer_sensitivity")]
+    assert trap.clean_method == "ixg" and trap.noise_ci_high < 0
+    assert results[("ixg", "input_sensitivity")].rewards_noise is False
+    assert results[("ixg_noisy", "input_sensitivity")].noise_ci_low > -np.inf
+    without_pairs = verdicts(stats, n_boot=200)
+    assert all(v.rewards_noise is None and v.clean_method == "" for v in without_pairs)

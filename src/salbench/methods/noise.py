@@ -1,4 +1,5 @@
-"""Noise wrappers over any registered method: SmoothGrad, SmoothGrad-squared and VarGrad.
+"""Noise wrappers over any registered method: SmoothGrad, SmoothGrad-squared and VarGrad, and ``noisy`` (a
+map plus noise, for the sanity checks' noise trap; see :class:`Noisy`).
 
 Each evaluates its base method on ``n_samples`` noisy copies ``x + N(0, sigma^2)`` of every item, with
 ``sigma = noise_level * (max(x) - min(x))`` of that item (Smilkov et al.'s noise level), and aggregates:
@@ -14,6 +15,7 @@ composition or chunking.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -22,7 +24,7 @@ from torch import nn
 from ..params import ParamError
 from .base import ChannelMethod, Method, check_number, create_method, register_method
 from .runs import item_runs, split_runs
-from .sampling import RowSampler
+from .sampling import RowSampler, mix_seed
 
 
 #: how many noise values are drawn at once at most. On a GPU several chunks' worth (fewer, larger kernels:
@@ -181,3 +183,66 @@ class VarGrad(NoiseAggregate):
 
     def aggregate(self, moments: Moments) -> torch.Tensor:
         return moments.variance()
+
+
+def model_fingerprint(model: nn.Module) -> int:
+    """A 63-bit digest of ``model``'s parameter and buffer values (not their memory layout or device).
+
+    Per tensor: the float64 sum, sum of squares and position-weighted sum, fetched in one host copy and
+    hashed; a re-initialised, permuted or shifted layer changes it, a copy in another layout does not.
+    """
+    tensors = [t.detach() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if not tensors:
+        return 0
+    stats = []
+    for t in tensors:
+        flat = t.reshape(-1).to(torch.float64)
+        weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+        stats.append(torch.stack([flat.sum(), flat.square().sum(), (flat * weights).sum()]))
+    digest = hashlib.sha256(torch.cat(stats).cpu().numpy().tobytes()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@register_method("noisy")
+class Noisy(Method):
+    """The base map, RMS-normalised per item, plus ``sigma`` times fresh i.i.d. N(0, 1) noise (the noise trap).
+
+    ``noisy(m, sigma)(x) = m(x) / sqrt(mean(m(x)^2)) + sigma * eta``: ``sigma`` is in units of the map's own
+    root mean square (Quantus's ASME normalisation), so it means the same for every base method. A sanity
+    check that scores these maps better than the clean ones rewards noise (Binder et al., CVPR 2023;
+    :mod:`salbench.sanity.verdicts`). ``eta`` is fresh for every distinct question: it is a counter-based draw
+    (:class:`~.sampling.RowSampler`) keyed by ``seed``, the model's parameter values, the item's content and
+    its target, so the maps of an original and a randomised model (or of two targets) get independent noise,
+    while asking the same question twice (a rerun, another batch size, shard or memory layout) gives the
+    same map. A base map that is zero everywhere stays zero before the noise is added.
+    """
+
+    citation = (
+        "Binder, Weber, Lapuschkin, Montavon, Müller & Samek. Shortcomings of Top-Down Randomization-Based "
+        "Sanity Checks for Evaluations of Deep Neural Network Explanations. CVPR 2023. arXiv:2211.12486"
+    )
+    defaults = {"base": "gradient", "base_params": {}, "sigma": 1.0, "seed": 0}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_number(self, "sigma", 0.0)
+        check_number(self, "seed", 0, integer=True)
+        if not isinstance(self.params["base_params"], dict):
+            raise ParamError(f"method {self.name!r}: base_params must be a mapping, got {self.params['base_params']!r}")
+        self.base = create_method(self.params["base"], **self.params["base_params"])
+        self.uses_model = self.base.uses_model
+
+    def skip_reason(self, model_spec: Any) -> str | None:
+        return self.base.skip_reason(model_spec)
+
+    def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        maps = self.base.attribute(model, inputs, target).to(torch.float32)
+        rms = maps.flatten(1).square().mean(1).sqrt()
+        scaled = maps / torch.where(rms > 0, rms, torch.ones_like(rms)).view(-1, 1, 1)
+        if self.params["sigma"] == 0:
+            return scaled
+        key = mix_seed(int(self.params["seed"]), model_fingerprint(model))
+        sampler = RowSampler(inputs.detach(), key)
+        items = torch.arange(inputs.shape[0], device=inputs.device)
+        noise = sampler.normal(items, target.to(inputs.device).long(), tuple(maps.shape[1:]))
+        return scaled + float(self.params["sigma"]) * noise.to(scaled.device)

@@ -1,8 +1,11 @@
-"""The report's sanity-check section: verdict matrix, cascade curves and the maps across cascade stages.
+"""The report's sanity-check section: verdict matrix, controls self-test, cascade curves and the maps across
+cascade stages.
 
 Reads the per-method sanity tables (``results/{dataset}/{model}/sanity/{method}.parquet``) and the cascade
-map stores beside them; verdicts come from :mod:`salbench.sanity.verdicts` (torch-free), per data set and
-model, with the controls of that data set and model validating each check.
+map stores beside them; the checks, their meanings and rules come from the check registry
+(:mod:`salbench.sanity.checks`), verdicts from :mod:`salbench.sanity.verdicts` (both torch-free), per data set
+and model, with the controls of that data set and model validating each check and the study's ``noisy``
+methods testing whether a check rewards noise.
 """
 
 from __future__ import annotations
@@ -18,22 +21,36 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from ..sanity.verdicts import CONTROLS, verdict_values, verdicts
+from ..sanity.checks import CHECKS, ORDERS, Check, cascade_rows, controls as check_controls
+from ..sanity.checks.base import STAGES
+from ..sanity.verdicts import verdict_values, verdicts
+from ..config import load_catalog
 from ..store import open_store, read_table
 from .figures import CONTROL_COLOUR, RC, _save, _show_map
 
-#: checks in the verdict matrix's column order, with what failing means
-CHECK_MEANINGS = {
-    "model_sensitivity": "maps change when the model's weights are randomised top-down (Adebayo et al. 2018)",
-    "top_layer_sensitivity": "maps already change when only the top layers are randomised (guided backprop does not, "
-                             "Adebayo et al. 2018)",
-    "data_randomisation": "maps of a model trained on permuted labels differ from the real model's (Adebayo et al.)",
-    "input_invariance": "a mean shift the model compensates exactly leaves the maps unchanged (Kindermans et al.)",
-    "input_sensitivity": "maps of an image are closer to its noisy copy's than to another image's (input-agnostic test)",
-    "class_sensitivity": "maps for the two classes of a two-object image differ (Sixt et al.; Rebuffi et al.)",
-    "random_logit": "the map for a random other class differs from the target's (Sixt et al. 2020; Quantus)",
-}
+
+
+def _column_key(check: Check) -> tuple[Any, ...]:
+    """Model-level checks before class checks; families (checks sharing a computation) first, in stage order."""
+    family = sum(entry.obj.compute is check.compute for entry in CHECKS.entries())
+    return check.objects, -family, STAGES.index(check.stage), check.rows, check.name
+
+
+def check_meanings() -> dict[str, str]:
+    """The registered checks (plugins registered since import included) in the verdict matrix's column order,
+    with what passing means."""
+    return {check.name: check.description for check in sorted((e.obj for e in CHECKS.entries()), key=_column_key)}
+
+
+#: :func:`check_meanings` of the checks registered at import (built-in and installed plugins)
+CHECK_MEANINGS = check_meanings()
+#: the registered method a noise-trap variant wraps its base in (``noisy``), and the random-noise control
+NOISY_METHOD, RANDOM_CONTROL = "noisy", "random"
+TICK, CROSS = "\u2713", "\u2717"
+#: line style of each cascade order in the curves
+ORDER_STYLE = dict(zip(ORDERS, ("-", "--")))
 
 
 @dataclass(frozen=True)
@@ -54,29 +71,68 @@ def load_tables(paths: list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def noisy_pairs(config: dict[str, Any], methods: Any) -> dict[str, str]:
+    """Noisy method id -> the id of the clean method it adds noise to, among ``methods``: a ``noisy`` entry whose
+    ``base`` and ``base_params`` are another entry's registered method and params (both over the registered
+    defaults of the catalog snapshot)."""
+    specs = {m: config.get("methods", {}).get(m) or {} for m in methods}
+    catalog = load_catalog()["methods"]
+
+    def registered(method: str) -> str:
+        return specs[method].get("method", method)
+
+    def resolved(name: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {**(catalog.get(name) or {}).get("params", {}), **params}
+
+    pairs = {}
+    for method in sorted(specs):
+        if registered(method) != NOISY_METHOD:
+            continue
+        params = resolved(NOISY_METHOD, specs[method].get("params") or {})
+        base, base_params = params["base"], resolved(params["base"], params["base_params"])
+        clean = [m for m in sorted(specs) if registered(m) == base
+                 and resolved(base, specs[m].get("params") or {}) == base_params]
+        if clean:
+            pairs[method] = clean[0]
+    return pairs
+
+
 def verdict_table(table: pd.DataFrame, config: dict[str, Any], n_boot: int, seed: int) -> pd.DataFrame:
-    """One row per (dataset, model, method, check): the verdict with its bootstrap interval and trust."""
+    """One row per (dataset, model, method, check): the verdict with its bootstrap interval, trust and noise trap,
+    and the method's registered name (``method_name``: the self-test finds the random control by it)."""
     sanity = config.get("sanity") or {}
+    for name in sanity.get("checks", []):  # the study's check plugins register on first use: the verdicts read them
+        CHECKS.get(name)
     measure = sanity.get("measure", "spearman_abs")
     specs = config.get("methods", {})
+    registered = check_controls()
     rows = []
     for (dataset, model), part in table.groupby(["dataset", "model"], sort=True):
         stats = {(method, check): values for method, by_method in part.groupby("method")
                  for check, values in verdict_values(by_method, measure, sanity.get("top_fraction", 0.5)).items()}
-        controls = {method: CONTROLS[name] for method in part["method"].unique()
-                    if (name := (specs.get(method) or {}).get("method", method)) in CONTROLS}
-        for result in verdicts(stats, sanity.get("thresholds"), controls, n_boot=n_boot, seed=seed):
-            rows.append({"dataset": dataset, "model": model, **result.as_row()})
+        names = {method: (specs.get(method) or {}).get("method", method) for method in part["method"].unique()}
+        controls = {method: registered[name] for method, name in names.items() if name in registered}
+        for result in verdicts(stats, sanity.get("thresholds"), controls, n_boot=n_boot, seed=seed,
+                               noisy_pairs=noisy_pairs(config, names)):
+            rows.append({"dataset": dataset, "model": model, **result.as_row(), "method_name": names[result.method]})
     return pd.DataFrame(rows)
 
 
 def cascade_curves(table: pd.DataFrame, measure: str, methods: list[str], controls: set[str], path: Path) -> Path | None:
-    """Small multiples, one per method: mean similarity to the original map across the cascading stages,
-    one line per (data set, model). Writes ``path`` (PNG + SVG); None when no cascade was run."""
-    part = table[(table["check"] == "model_sensitivity") & (table["statistic"] == measure)]
+    """Small multiples, one per method: mean similarity to the original map across the cascading stages, one
+    colour per (data set, model), one line style per layer order (top-down solid, bottom-up dashed). A tick
+    names the stage of each order (``top-down / bottom-up``). Writes ``path`` (PNG + SVG); None when no
+    cascade was run."""
+    order_of = {cascade_rows("cascading", order): order for order in ORDERS}
+    part = table[table["check"].isin(list(order_of)) & (table["statistic"] == measure)]
     if part.empty:
         return None
-    means = part.groupby(["dataset", "model", "method", "stage_index", "stage"], as_index=False)["value"].mean()
+    part = part.assign(order=part["check"].map(order_of))
+    keys = ["dataset", "model", "method", "order", "stage_index", "stage"]
+    means = part.groupby(keys, as_index=False)["value"].mean()
+    orders = [order for order in ORDERS if order in set(means["order"])]
+    pairs = sorted({(d, m) for d, m in zip(means["dataset"], means["model"])})
+    colours = {pair: f"C{k}" for k, pair in enumerate(pairs)}
     shown = [m for m in methods if m in set(means["method"])]
     columns = min(6, len(shown))
     rows = math.ceil(len(shown) / columns)
@@ -85,51 +141,79 @@ def cascade_curves(table: pd.DataFrame, measure: str, methods: list[str], contro
         FigureCanvasAgg(fig)
         axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
         for ax, method in zip(axes.flat, shown):
-            for (dataset, model), line in means[means["method"] == method].groupby(["dataset", "model"]):
+            lines = means[means["method"] == method].groupby(["dataset", "model", "order"])
+            for (dataset, model, order), line in lines:
                 line = line.sort_values("stage_index")
-                ax.plot(line["stage_index"], line["value"], marker="o", markersize=2.5, label=f"{dataset}/{model}")
+                ax.plot(line["stage_index"], line["value"], marker="o", markersize=2.5, color=colours[(dataset, model)],
+                        linestyle=ORDER_STYLE[order])
             ax.axhline(0, color="#bbb", linewidth=0.6)
             ax.set_title(method, fontsize=8, color=CONTROL_COLOUR if method in controls else "black",
                          fontstyle="italic" if method in controls else "normal")
             ax.set_ylim(-0.3, 1.05)
         for ax in axes.flat[len(shown):]:
             ax.set_visible(False)
-        stages = means.drop_duplicates("stage_index").sort_values("stage_index")
+        ticks = {}
+        for order in orders:
+            for index, stage in means[means["order"] == order].drop_duplicates("stage_index")[
+                    ["stage_index", "stage"]].itertuples(index=False):
+                ticks.setdefault(int(index), []).append(str(stage))
         for ax in axes[-1]:
-            ax.set_xticks(stages["stage_index"], stages["stage"], rotation=90, fontsize=6)
+            ax.set_xticks(sorted(ticks), [" / ".join(dict.fromkeys(ticks[k])) for k in sorted(ticks)], rotation=90,
+                          fontsize=6)
         fig.supylabel(f"{measure} to the original map", fontsize=8)
-        handles, labels = axes.flat[0].get_legend_handles_labels()
+        handles = [Line2D([], [], color=colours[pair], marker="o", markersize=2.5) for pair in pairs]
+        handles += [Line2D([], [], color="0.3", linestyle=ORDER_STYLE[order]) for order in orders]
+        labels = [f"{d}/{m}" for d, m in pairs] + [order.replace("_", "-") for order in orders]
         fig.legend(handles, labels, loc="upper center", ncol=max(1, len(labels)), fontsize=7, frameon=False)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (1.9 * rows + 0.6)))
         _save(fig, path, ("png", "svg"))
     return path.with_suffix(".png")
 
 
+def order_rows(stages: list[str], maps: np.ndarray, first: str = ORDERS[0]) -> list[tuple[str, list[str], np.ndarray]]:
+    """Split a cascade store's stages into one ``(order, stage names, maps)`` per layer order: the ``first``
+    order's stages are plain names, each later order's are ``"<order>:<stage>"`` and share the first's original."""
+    orders: dict[str, list[int]] = {}
+    for k, stage in enumerate(stages):
+        order = str(stage).rpartition(":")[0] or first
+        orders.setdefault(order, [] if order == first else [0]).append(k)
+    return [(order, [str(stages[k]).rpartition(":")[2] for k in index], maps[index])
+            for order, index in orders.items()]
+
+
 def cascade_grid(stores: list[Path], methods: list[str], controls: set[str], path: Path) -> Path | None:
-    """Maps of the first item across the cascading stages (columns), one row per method, from the cascade
-    stores of one (data set, model). Each map is scaled by its own maximum absolute value."""
-    by_method = {}
+    """Maps of the first item across the cascading stages (columns), one row per method and layer order (a
+    later order's row is labelled with it), from the cascade stores of one (data set, model). Each map is
+    scaled by its own maximum absolute value."""
+    rows = []
     for store in stores:
         ds = open_store(store)
-        by_method[ds.attrs["method"]] = (list(ds["stage"].values), ds["saliency"].values[:, 0])
-    shown = [m for m in methods if m in by_method]
-    if not shown:
+        first = ((ds.attrs.get("settings") or {}).get("orders") or ORDERS)[0]
+        split = order_rows(list(ds["stage"].values), ds["saliency"].values[:, 0], first)
+        for order, stages, maps in split:
+            shown_order = order if len(split) > 1 or order != ORDERS[0] else ""
+            rows.append((ds.attrs["method"], shown_order, stages, maps))
+    rank = {m: k for k, m in enumerate(methods)}
+    rows = sorted((row for row in rows if row[0] in rank), key=lambda row: rank[row[0]])
+    if not rows:
         return None
-    stages = by_method[shown[0]][0]
+    columns = max(len(stages) for _, _, stages, _ in rows)
     with plt.rc_context(RC):
-        fig = Figure(figsize=(1.2 * len(stages) + 1.4, 1.2 * len(shown) + 0.6))
+        fig = Figure(figsize=(1.2 * columns + 1.4, 1.2 * len(rows) + 0.6))
         FigureCanvasAgg(fig)
-        axes = fig.subplots(len(shown), len(stages), squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.06})
-        for i, method in enumerate(shown):
-            maps = by_method[method][1]
-            for j in range(len(stages)):
-                _show_map(axes[i, j], maps[j], signed=bool((maps < 0).any()))
+        axes = fig.subplots(len(rows), columns, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.3})
+        for i, (method, order, stages, maps) in enumerate(rows):
+            for j in range(columns):
                 axes[i, j].set_xticks([])
                 axes[i, j].set_yticks([])
-            axes[i, 0].set_ylabel(method, fontsize=7, rotation=0, ha="right", va="center",
+                if j >= len(stages):
+                    axes[i, j].set_visible(False)
+                    continue
+                _show_map(axes[i, j], maps[j], signed=bool((maps < 0).any()))
+                axes[i, j].set_title(stages[j], fontsize=6)
+            label = method if not order else f"{method}\n{order.replace('_', '-')}"
+            axes[i, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center",
                                   color=CONTROL_COLOUR if method in controls else "black")
-        for j, stage in enumerate(stages):
-            axes[0, j].set_title(str(stage), fontsize=7)
         _save(fig, path, ("png",))
     return path.with_suffix(".png")
 
@@ -144,29 +228,78 @@ def permuted_accuracy(stores: list[Path]) -> dict[tuple[str, str], float]:
     return out
 
 
+def _flag(value: Any) -> bool | None:
+    """A table's True/False/missing flag as a bool or None."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value) else bool(value)
+
+
+def self_test(part: pd.DataFrame, checks: list[str], fmt) -> str:
+    """The controls self-test of one (data set, model): per check, the controls that must fail it and their
+    verdicts, the random-noise control's verdict, and the noise trap (noisy vs clean maps), with the conclusion."""
+    names = part["method_name"] if "method_name" in part else part["method"]
+    none = "\u2014"
+    body = []
+    for check in checks:
+        rows = part[part["check"] == check]
+        must_fail = {control for control, failed in check_controls().items() if check in failed}
+        controls, random, traps = [], [], []
+        for index, r in rows.iterrows():
+            verdict = "passes" if r["passed"] else "fails"
+            if names.loc[index] in must_fail:
+                controls.append(f"{escape(r['method'])}: {verdict} {CROSS if r['passed'] else TICK}")
+            if names.loc[index] == RANDOM_CONTROL:
+                random.append(f"{escape(r['method'])}: {verdict} ({fmt(r['value'])})")
+            if isinstance(r.get("clean_method"), str) and r["clean_method"]:
+                traps.append(f"{escape(r['method'])} vs {escape(r['clean_method'])}: \u0394 {fmt(r['noise_gain'])} "
+                             f'<span class="ci">[{fmt(r["noise_ci_low"])}, {fmt(r["noise_ci_high"])}]</span>')
+        first = rows.iloc[0]
+        trusted, noise = _flag(first["trustworthy"]), _flag(first.get("rewards_noise"))
+        passed_by_noise = bool(rows["passed"][names.loc[rows.index] == RANDOM_CONTROL].any())
+        conclusion = ("not trustworthy: a control passes it" if trusted is False else
+                      "rewards noise: a noisy map scores better than its clean original" if noise else
+                      "pure noise passes it: a necessary condition, not a sufficient one" if passed_by_noise else
+                      "validated by its controls" if trusted else "no control validates it")
+        cells = ["<br>".join(cell) or none for cell in (controls, random, traps)]
+        body.append(f"<tr><th>{escape(check)}</th>{''.join(f'<td>{c}</td>' for c in cells)}"
+                    f"<td>{escape(conclusion)}</td></tr>")
+    return ('<details class="selftest"><summary>Controls self-test</summary><p>Per check: the controls that must '
+            "fail it (a control that passes makes the check untrustworthy), the random-noise control (a check that "
+            "pure noise passes is a necessary condition, never a sufficient one), and the noise trap: the paired "
+            "per-item difference \u0394 = noisy \u2212 clean of the check's statistic with its 95% interval; an "
+            "interval beyond 0 in the check's favourable direction means the check rewards noise.</p>"
+            '<div class="scroll"><table class="board"><tr><th>check</th><th>controls that must fail it</th>'
+            "<th>random control</th><th>noise trap</th><th>conclusion</th></tr>" + "".join(body) + "</table></div>"
+            "</details>")
+
+
 def render(section: SanitySection | None, methods: list[str], controls: set[str], fmt) -> str:
     """The HTML of the sanity-check section."""
     parts = ['<section id="sanity">', "<h2>Sanity checks</h2>"]
     if section is None or section.verdicts.empty:
         return "\n".join([*parts, "<p>No sanity checks were configured.</p>", "</section>"])
+    meanings = check_meanings()
     parts.append(
         '<div class="explain"><p><strong>What it shows.</strong> Whether each method\'s maps depend on what they '
         "claim to explain. Each cell is a verdict (pass/fail) on the mean of a per-item statistic with its 95% "
         "bootstrap interval; a verdict whose interval crosses the threshold is marked uncertain (?). Checks:</p><ul>"
-        + "".join(f"<li><code>{escape(c)}</code>: {escape(m)}</li>" for c, m in CHECK_MEANINGS.items())
+        + "".join(f"<li><code>{escape(c)}</code>: {escape(m)}</li>" for c, m in meanings.items())
         + "</ul><p><strong>How to read it.</strong> The controls validate the checks: the Sobel edge map "
-        "ignores the model, so it must fail model sensitivity; the centre prior ignores the input, so it must fail "
-        "input sensitivity. When a control passes a check it must fail, that check's column is marked "
-        "<em>not trustworthy</em> and its verdicts should not be believed. Passing a randomisation check is a "
-        "necessary condition only (Binder et al., CVPR 2023).</p></div>")
+        "ignores the model, so it must fail the randomisation checks; the centre prior ignores the input, so it must "
+        "fail input sensitivity. When a control passes a check it must fail, that check's column is marked "
+        "<em>not trustworthy</em> and its verdicts should not be believed. A check that scores a noisy copy of a "
+        "method's map (<code>noisy</code>: the map plus i.i.d. noise) better than the clean map is marked "
+        "<em>rewards noise</em> (Binder et al., CVPR 2023): passing it says little. The controls self-test below "
+        "each matrix lists, per check, the controls' verdicts, the random-noise control's and the noise trap. "
+        "Passing a randomisation check is a necessary condition only.</p></div>")
     for (dataset, model), part in section.verdicts.groupby(["dataset", "model"], sort=True):
-        checks = [c for c in [*CHECK_MEANINGS, *sorted(set(part["check"]) - set(CHECK_MEANINGS))]
+        checks = [c for c in [*meanings, *sorted(set(part["check"]) - set(meanings))]
                   if c in set(part["check"])]
         header = []
         for check in checks:
-            trust = part[part["check"] == check]["trustworthy"].iloc[0]
-            mark = {True: " (validated)", False: " \u26a0 not trustworthy", None: ""}.get(
-                None if pd.isna(trust) else bool(trust), "")
+            first = part[part["check"] == check].iloc[0]
+            mark = {True: " (validated)", False: " \u26a0 not trustworthy", None: ""}[_flag(first["trustworthy"])]
+            if _flag(first.get("rewards_noise")):
+                mark += " \u26a0 rewards noise"
             header.append(f"<th>{escape(check)}<br><span class=\"weak\">{escape(mark)}</span></th>")
         body = []
         for method in [m for m in methods if m in set(part["method"])]:
@@ -188,14 +321,18 @@ def render(section: SanitySection | None, methods: list[str], controls: set[str]
         note = (f"<p>Permuted-label model for data randomisation: training accuracy {accuracy:.3f} "
                 "(it memorised random labels).</p>" if accuracy is not None else "")
         parts += [f"<h3>{escape(dataset)} / {escape(model)}</h3>", note, '<div class="scroll"><table class="board">',
-                  f"<tr><th>method</th>{''.join(header)}</tr>", *body, "</table></div>"]
+                  f"<tr><th>method</th>{''.join(header)}</tr>", *body, "</table></div>",
+                  self_test(part, checks, fmt)]
     parts.append(f'<p>Thresholds and statistics per check: <a href="{escape(section.verdicts_csv)}">'
                  f"{escape(section.verdicts_csv)}</a>.</p>")
     if section.curves_png:
         parts += ["<h3>Cascading randomisation curves</h3>",
                   "<p>Mean similarity of each stage's map to the original map (stage 0) as the weights are "
-                  "re-initialised from the logits down to the input. A curve that falls to zero passes; one "
-                  "that stays high means the map does not depend on the learned weights.</p>",
+                  "re-initialised from the logits down to the input (top-down, solid) and, where configured, from "
+                  "the input up in forward order (bottom-up, dashed; both end in the same fully random model). A "
+                  "curve that falls to zero passes; one that stays high means the map does not depend on the "
+                  "learned weights. A top-down curve that stays high while the bottom-up one falls shows Binder "
+                  "et al.'s point: top-down randomisation keeps the lower layers' activations.</p>",
                   f'<img src="{escape(section.curves_png)}" alt="similarity to the original map per cascade stage">']
     for (dataset, model), src in sorted(section.grids.items()):
         parts += [f"<h3>Maps across cascade stages: {escape(dataset)} / {escape(model)}</h3>",

@@ -8,7 +8,12 @@ parameters and fails the check. Binder et al., "Shortcomings of Top-Down Randomi
 Checks for Evaluations of Deep Neural Network Explanations", CVPR 2023 (arXiv:2211.12486), caution
 that passing says little about faithfulness; the check is a necessary condition only.
 
-Stages follow the model spec's top-down layer order (:func:`salbench.models.layers.randomisation_order`).
+Stages follow the model spec's top-down layer order (:func:`salbench.models.layers.randomisation_order`), or,
+``bottom_up``, the order in which one forward pass first runs the layers (:func:`forward_order`: the
+execution order, not registration order, which differs e.g. where a module registers its head first);
+Binder et al. show that top-down randomisation keeps forward activation scales, so the complement from
+the input up is run too (Hedström et al., "A Fresh Look at Sanity Checks for Saliency Maps", xAI 2024,
+recommend it).
 Each layer is re-initialised by its own ``reset_parameters()`` (the architecture's default initialiser,
 not any custom init its builder applied), drawn on the CPU from a generator seeded by (seed, layer name)
 only, so a stage is the same on every device, whichever stages were built before, and does not touch
@@ -30,23 +35,24 @@ from ..methods.base import Method
 from ..models.layers import randomisation_order
 from ..params import check_choice
 from ..saliency import compute_maps
+from .checks.randomisation import FULL, MODES, ORDERS
 from .similarity import Similarity
 
-MODES: tuple[str, ...] = ("cascading", "independent")
 #: "reset": batch-norm layers are stages too, reset to their initial state (unit scale, zero shift, running
 #: mean 0 and variance 1); "keep": batch-norm layers keep their trained parameters and statistics
 BATCHNORM: tuple[str, ...] = ("reset", "keep")
 ORIGINAL = "original"
 
 
-def _check(mode: str, batchnorm: str) -> None:
-    check_choice("check", "model_sensitivity", "mode", mode, MODES)
-    check_choice("check", "model_sensitivity", "batchnorm", batchnorm, BATCHNORM)
+def _check(mode: str, batchnorm: str, order: str = ORDERS[0]) -> None:
+    check_choice("check", FULL, "mode", mode, MODES)
+    check_choice("check", FULL, "batchnorm", batchnorm, BATCHNORM)
+    check_choice("check", FULL, "order", order, ORDERS)
 
 
 def randomised_layers(model: nn.Module, batchnorm: str = "reset") -> list[str]:
     """Names of the layers the cascade re-initialises, top-down (logits first)."""
-    check_choice("check", "model_sensitivity", "batchnorm", batchnorm, BATCHNORM)
+    check_choice("check", FULL, "batchnorm", batchnorm, BATCHNORM)
     layers = randomisation_order(model)
     if batchnorm == "keep":
         layers = [name for name in layers if not isinstance(model.get_submodule(name), _BatchNorm)]
@@ -57,14 +63,44 @@ def randomised_layers(model: nn.Module, batchnorm: str = "reset") -> list[str]:
 Block = tuple[str, Sequence[str]]
 
 
-def stage_groups(model: nn.Module, batchnorm: str = "reset",
-                 blocks: Sequence[Block] | None = None) -> list[tuple[str, list[str]]]:
-    """``(stage name, layers re-initialised at that stage)``, top-down.
+def forward_order(model: nn.Module, layers: Sequence[str], example: torch.Tensor) -> list[str]:
+    """``layers`` in the order one forward pass of ``example`` first calls them (never-called layers last,
+    top-down among themselves). The pass runs under ``no_grad`` with temporary hooks, removed after."""
+    calls: list[str] = []
+    handles = [model.get_submodule(name).register_forward_pre_hook(lambda *_, name=name: calls.append(name))
+               for name in layers]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    first = list(dict.fromkeys(calls))
+    return [*first, *(name for name in layers if name not in first)]
+
+
+def stage_groups(model: nn.Module, batchnorm: str = "reset", blocks: Sequence[Block] | None = None,
+                 order: str = ORDERS[0], example: torch.Tensor | None = None) -> list[tuple[str, list[str]]]:
+    """``(stage name, layers re-initialised at that stage)``, top-down or ``bottom_up``.
 
     Without ``blocks`` every parameterised layer is its own stage. With ``blocks`` (a model spec's
     ``randomisation_blocks``, top-down, like Adebayo et al.'s Inception blocks) a stage re-initialises
     every layer under the block's prefixes; each randomised layer must fall in exactly one block.
+    ``bottom_up`` orders the stages (and the layers inside a block) by :func:`forward_order` of ``example``
+    (one input item is enough), a block by its first-run layer.
     """
+    groups = _top_down_groups(model, batchnorm, blocks)
+    if order == ORDERS[0]:
+        return groups
+    check_choice("check", FULL, "order", order, ORDERS)
+    if example is None:
+        raise ValueError("bottom-up randomisation needs an example input to find the layers' forward order")
+    rank = {name: k for k, name in enumerate(forward_order(model, randomised_layers(model, batchnorm), example))}
+    ordered = [(name, sorted(layers, key=rank.__getitem__)) for name, layers in groups]
+    return sorted(ordered, key=lambda group: rank[group[1][0]])
+
+
+def _top_down_groups(model: nn.Module, batchnorm: str, blocks: Sequence[Block] | None) -> list[tuple[str, list[str]]]:
     layers = randomised_layers(model, batchnorm)
     if blocks is None:
         return [(name, [name]) for name in layers]
@@ -81,9 +117,10 @@ def stage_groups(model: nn.Module, batchnorm: str = "reset",
     return groups
 
 
-def stage_names(model: nn.Module, batchnorm: str = "reset", blocks: Sequence[Block] | None = None) -> list[str]:
+def stage_names(model: nn.Module, batchnorm: str = "reset", blocks: Sequence[Block] | None = None,
+                order: str = ORDERS[0], example: torch.Tensor | None = None) -> list[str]:
     """``["original", <stage>, ...]``: stage ``k > 0`` is named after the k-th randomised layer or block."""
-    return [ORIGINAL, *(name for name, _ in stage_groups(model, batchnorm, blocks))]
+    return [ORIGINAL, *(name for name, _ in stage_groups(model, batchnorm, blocks, order, example))]
 
 
 def layer_seed(seed: int, layer: str) -> int:
@@ -125,20 +162,23 @@ def reinitialise_(layer: nn.Module, seed: int) -> None:
 
 def randomised_stages(
     model: nn.Module, seed: int, mode: str = "cascading", batchnorm: str = "reset",
-    blocks: Sequence[Block] | None = None,
+    blocks: Sequence[Block] | None = None, order: str = ORDERS[0], example: torch.Tensor | None = None,
 ) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(stage_name, model)``: first ``("original", ...)``, then one stage per randomised layer or block.
 
-    ``cascading``: stage k has the top k layers (blocks) re-initialised; ``independent``: only the k-th.
+    ``cascading``: stage k has the first k layers (blocks) of ``order`` re-initialised (the top k, or with
+    ``bottom_up`` the first k that a forward pass of ``example`` runs); ``independent``: only the k-th. Each
+    layer's draw depends on the seed and its name only, so both orders end in the same fully random model.
     The yielded model is one deep copy of ``model`` (same train/eval mode and device), updated in place
     from stage to stage, so a cascade costs one copy and one re-initialisation per layer: use it before
     advancing, and :func:`copy.deepcopy` it (or call :func:`stage_model`) to keep a stage.
     Stage k equals :func:`stage_model` ``(model, seed, k, ...)``.
     """
-    _check(mode, batchnorm)
+    _check(mode, batchnorm, order)
+    groups = stage_groups(model, batchnorm, blocks, order, example)
     work = copy_model(model)
     yield ORIGINAL, work
-    for name, layers in stage_groups(model, batchnorm, blocks):
+    for name, layers in groups:
         for layer in layers:
             reinitialise_(work.get_submodule(layer), layer_seed(seed, layer))
         yield name, work
@@ -149,11 +189,11 @@ def randomised_stages(
 
 def stage_model(
     model: nn.Module, seed: int, stage: int, mode: str = "cascading", batchnorm: str = "reset",
-    blocks: Sequence[Block] | None = None,
+    blocks: Sequence[Block] | None = None, order: str = ORDERS[0], example: torch.Tensor | None = None,
 ) -> nn.Module:
     """The model of stage ``stage`` alone (0 = original), a deep copy built without visiting other stages."""
-    _check(mode, batchnorm)
-    groups = stage_groups(model, batchnorm, blocks)
+    _check(mode, batchnorm, order)
+    groups = stage_groups(model, batchnorm, blocks, order, example)
     if not 0 <= stage <= len(groups):
         raise IndexError(f"stage {stage} out of range: this model has stages 0..{len(groups)}")
     chosen = groups[:stage] if mode == "cascading" else groups[stage - 1:stage] if stage else []
@@ -175,14 +215,22 @@ def stage_maps(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     blocks: Sequence[Block] | None = None,
+    order: str = ORDERS[0],
+    original: torch.Tensor | None = None,
 ) -> tuple[list[str], torch.Tensor]:
     """Stage names and maps ``[S,N,H,W]`` (float32, CPU) of ``method`` for every stage of the randomisation.
 
-    Each stage's maps are computed once; all similarity measures and checks read them from here.
+    Each stage's maps are computed once; all similarity measures and checks read them from here. ``original``:
+    the original model's maps when already computed (stage 0 then costs nothing). A bottom-up order is found
+    on the first image (moved to the model's device).
     """
     names, maps = [], []
-    for name, stage in randomised_stages(model, seed, mode, batchnorm, blocks):
+    example = images[:1].to(next(model.parameters()).device, torch.float32) if order != ORDERS[0] else None
+    for name, stage in randomised_stages(model, seed, mode, batchnorm, blocks, order, example):
         names.append(name)
+        if name == ORIGINAL and original is not None:
+            maps.append(original)
+            continue
         maps.append(compute_maps(method, stage, images, targets, batch_size, progress=False, device=device))
     return names, torch.stack(maps)
 

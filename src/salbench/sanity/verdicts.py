@@ -1,19 +1,22 @@
-"""Pass/fail verdicts per (method, check), with bootstrap intervals, validated by the controls.
+"""Pass/fail verdicts per (method, check), with bootstrap intervals, validated by the controls and the noise trap.
 
-Each check reduces to a per-item statistic (see :data:`RULES`); the verdict compares its mean over
+Each registered check (:mod:`.checks`) reduces to a per-item statistic; the verdict compares its mean over
 items with a threshold and reports a percentile-bootstrap confidence interval of that mean (Efron &
 Tibshirani, *An Introduction to the Bootstrap*, 1993). Model-independent controls validate the checks
 (Hooker et al., NeurIPS 2019, use Sobel edges and random maps as such controls; Adebayo et al.,
-NeurIPS 2018, show that an edge detector's map is unaffected by model randomisation): the Sobel control
-must fail model sensitivity and the centre prior must fail input sensitivity. When a control passes a
-check it must fail, the check cannot tell explanations from model-independent maps, so every verdict
-of that check is marked not trustworthy (Binder et al., CVPR 2023, show how uninformative maps can
-score well in randomisation checks).
+NeurIPS 2018, show that an edge detector's map is unaffected by model randomisation): each check names the
+controls that must fail it. When a control passes a check it must fail, the check cannot tell explanations
+from model-independent maps, so every verdict of that check is marked not trustworthy.
+
+The noise trap (Binder et al., CVPR 2023: uninformative maps with zero pixel-wise covariance score well in
+randomisation checks): a check *rewards noise* when it scores a noisy copy of a method's map (the ``noisy``
+wrapper: the RMS-normalised map plus fresh i.i.d. noise) better than the clean map, i.e. the 95% bootstrap
+interval of the paired per-item difference (noisy - clean) lies beyond 0 in the check's favourable direction.
+Every verdict of such a check is marked ``rewards_noise``: passing it says little.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
@@ -21,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..params import ParamError, resolve_params
-
-PASSES_WHEN: tuple[str, ...] = ("below", "above")
+from .checks import CHECKS, MEASURE, controls as registered_controls, fraction_stage
 
 
 @dataclass(frozen=True)
@@ -37,47 +39,29 @@ class Rule:
         return bool(value < self.threshold) if self.passes_when == "below" else bool(value > self.threshold)
 
 
-#: default rules; thresholds are overridable per check
-RULES: dict[str, Rule] = {
-    "model_sensitivity": Rule("similarity of the fully randomised (last cascading stage) map to the original", "below",
-                              0.5),
-    "top_layer_sensitivity": Rule("similarity of the map after randomising the top part of the cascade (from the "
-                                  "logits down, ``top_fraction`` of its stages) to the original", "below", 0.5),
-    "data_randomisation": Rule("similarity of the random-label model's map to the trained model's", "below", 0.5),
-    "input_invariance": Rule("relative L1 difference of the maps of the mean-shifted and original models", "below",
-                             0.05),
-    "input_sensitivity": Rule("within-image minus cross-image map similarity", "above", 0.1),
-    "class_sensitivity": Rule("similarity of the maps for an image's two classes", "below", 0.5),
-    "random_logit": Rule("similarity of the maps for the target and a random other class", "below", 0.5),
-}
+def registered_rules() -> dict[str, Rule]:
+    """The default rule of every registered check (thresholds are overridable per check)."""
+    return {e.name: Rule(e.obj.rule, e.obj.passes_when, e.obj.threshold) for e in CHECKS.entries()}
 
-#: check -> the statistic of a sanity table (:mod:`.run`) its verdict reads ("measure" = the configured
-#: similarity measure; model sensitivity reads it at the last cascading stage, the fully randomised model,
-#: top-layer sensitivity part-way down the cascade: Adebayo et al. (2018) find guided backprop unchanged while
-#: only the top layers are randomised, a failure the fully randomised verdict cannot show)
-VERDICT_STATISTIC: dict[str, str] = {
-    "model_sensitivity": "measure",
-    "top_layer_sensitivity": "measure",
-    "data_randomisation": "measure",
-    "input_invariance": "relative_l1",
-    "input_sensitivity": "gap",
-    "class_sensitivity": "similarity",
-    "random_logit": "measure",
-}
 
+#: the default rules of the checks registered at import (what claims name)
+RULES: dict[str, Rule] = registered_rules()
+#: check -> the statistic of a sanity table its verdict reads ("measure" = the configured similarity measure)
+VERDICT_STATISTIC: dict[str, str] = {e.name: e.obj.statistic for e in CHECKS.entries()}
 #: control method -> the checks it must fail
-CONTROLS: dict[str, tuple[str, ...]] = {"sobel": ("model_sensitivity", "top_layer_sensitivity"),
-                                        "centre": ("input_sensitivity",)}
+CONTROLS: dict[str, tuple[str, ...]] = registered_controls()
 
 
 def check_rules(thresholds: Mapping[str, float] | None = None) -> dict[str, Rule]:
-    """:data:`RULES` with ``thresholds`` (check -> number) overriding the defaults; unknown checks are an error."""
-    defaults = {check: rule.threshold for check, rule in RULES.items()}
+    """The registered checks' rules with ``thresholds`` (check -> number) overriding the defaults; unknown checks
+    are an error."""
+    rules = registered_rules()
+    defaults = {check: rule.threshold for check, rule in rules.items()}
     given = resolve_params("check", "verdicts", defaults, thresholds or {})
     for check, value in given.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamError(f"check {check!r}: threshold must be a number, got {value!r}")
-    return {check: replace(rule, threshold=float(given[check])) for check, rule in RULES.items()}
+    return {check: replace(rule, threshold=float(given[check])) for check, rule in rules.items()}
 
 
 def bootstrap_interval(
@@ -98,11 +82,47 @@ def bootstrap_interval(
 
 
 @dataclass(frozen=True)
+class NoiseTrap:
+    """The noise trap of one check on one (noisy, clean) method pair: the paired per-item difference
+    ``noisy - clean`` of the check's statistic, its bootstrap interval, and whether it favours the noise."""
+
+    check: str
+    noisy: str
+    clean: str
+    difference: float
+    ci_low: float
+    ci_high: float
+    n_items: int
+    rewards_noise: bool
+
+
+def noise_trap(check: str, noisy: str, clean: str, noisy_values: Any, clean_values: Any, n_boot: int = 2000,
+               level: float = 0.95, seed: int = 0) -> NoiseTrap:
+    """Whether ``check`` scores the ``noisy`` method's maps better than the ``clean`` ones they add noise to.
+
+    The values are per item, the same items in the same order; items not finite in both are left out. The
+    check rewards noise when the interval of the mean difference lies beyond 0 in its favourable direction
+    (above 0 for a check that passes above its threshold, below 0 for one that passes below it).
+    """
+    a, b = np.asarray(noisy_values, dtype=np.float64), np.asarray(clean_values, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"check {check!r}: {noisy!r} has {a.size} values, {clean!r} {b.size}; the noise trap "
+                         "pairs the same items")
+    difference = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    mean, low, high = bootstrap_interval(difference, n_boot, level, seed)
+    favours = low > 0 if CHECKS.get(check).higher_is_better else high < 0
+    return NoiseTrap(check, noisy, clean, mean, low, high, int(difference.size), bool(difference.size and favours))
+
+
+@dataclass(frozen=True)
 class Verdict:
     """One (method, check) verdict.
 
     ``decisive``: the interval lies entirely on one side of the threshold. ``trustworthy``: True when the
     check's controls fail it as they must, False when one passes, None when no control validates it.
+    ``rewards_noise``: True when the check scores some noisy method better than its clean original, False
+    when every such pair was tested and none was, None when none was tested. A noisy method's own verdict
+    carries its noise trap (``clean_method`` and the paired difference ``noise_gain`` with its interval).
     """
 
     method: str
@@ -117,6 +137,11 @@ class Verdict:
     passed: bool
     decisive: bool
     trustworthy: bool | None = None
+    rewards_noise: bool | None = None
+    clean_method: str = ""
+    noise_gain: float = float("nan")
+    noise_ci_low: float = float("nan")
+    noise_ci_high: float = float("nan")
     note: str = ""
 
     def as_row(self) -> dict[str, Any]:
@@ -151,46 +176,79 @@ def _trust(
     return True, f"control {', '.join(expected)} fails this check as it must"
 
 
+def noise_traps(stats: Mapping[tuple[str, str], Any], noisy_pairs: Mapping[str, str], n_boot: int = 2000,
+                level: float = 0.95, seed: int = 0) -> list[NoiseTrap]:
+    """The noise trap of every check on every (noisy method -> clean method) pair with values for both."""
+    return [noise_trap(check, noisy, clean, values, stats[(clean, check)], n_boot, level, seed)
+            for (noisy, check), values in stats.items()
+            if (clean := noisy_pairs.get(noisy)) is not None and (clean, check) in stats]
+
+
+def _noise_note(traps: list[NoiseTrap]) -> tuple[bool | None, str]:
+    if not traps:
+        return None, ""
+    rewarded = [t for t in traps if t.rewards_noise]
+    if rewarded:
+        return True, "rewards noise: scores " + ", ".join(f"{t.noisy} better than {t.clean}" for t in rewarded)
+    return False, "noisy maps do not score better than their clean originals"
+
+
 def verdicts(
     stats: Mapping[tuple[str, str], Any],
     thresholds: Mapping[str, float] | None = None,
-    controls: Mapping[str, tuple[str, ...]] = CONTROLS,
+    controls: Mapping[str, tuple[str, ...]] | None = None,
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    noisy_pairs: Mapping[str, str] | None = None,
 ) -> list[Verdict]:
-    """Verdicts for per-item statistics ``stats[(method, check)]``, each marked by its check's control validation."""
+    """Verdicts for per-item statistics ``stats[(method, check)]``, each marked by its check's control validation
+    and noise trap (``noisy_pairs``: noisy method -> the clean method it adds noise to, both keys of ``stats``).
+    ``controls``: method -> the checks it must fail (default: the registered checks' controls, plugins included)."""
+    controls = registered_controls() if controls is None else controls
     rules = check_rules(thresholds)
     unknown = sorted({check for _, check in stats} - set(rules))
     if unknown:
         raise ParamError(f"unknown check {unknown[0]!r}; allowed: {', '.join(rules)}")
     results = {key: verdict(*key, values, rules[key[1]], n_boot, level, seed) for key, values in stats.items()}
-    trust = {check: _trust(check, results, controls) for check in {check for _, check in results}}
+    checks = {check for _, check in results}
+    trust = {check: _trust(check, results, controls) for check in checks}
+    traps = noise_traps(stats, noisy_pairs or {}, n_boot, level, seed)
+    noise = {check: _noise_note([t for t in traps if t.check == check]) for check in checks}
+    own_trap = {(t.noisy, t.check): t for t in traps}
     judged = []
     for result in results.values():
         trusted, why = trust[result.check]
-        judged.append(replace(result, trustworthy=trusted, note="; ".join(filter(None, [result.note, why]))))
+        rewards, noise_why = noise[result.check]
+        fields: dict[str, Any] = {}
+        if (trap := own_trap.get((result.method, result.check))) is not None:
+            fields = {"clean_method": trap.clean, "noise_gain": trap.difference, "noise_ci_low": trap.ci_low,
+                      "noise_ci_high": trap.ci_high}
+        judged.append(replace(result, trustworthy=trusted, rewards_noise=rewards, **fields,
+                              note="; ".join(filter(None, [result.note, why, noise_why]))))
     return judged
 
 
 def verdict_values(table: pd.DataFrame, measure: str, top_fraction: float = 0.5) -> dict[str, np.ndarray]:
-    """Per check, the per-item values its verdict reads (:data:`VERDICT_STATISTIC`) from one method's sanity table.
+    """Per registered check, the per-item values its verdict reads from one method's sanity table.
 
-    Top-layer sensitivity reads the cascade after ``ceil(top_fraction * stages)`` of its randomisation stages.
+    A check reads its ``rows`` and ``statistic`` (``measure`` for :data:`~.checks.MEASURE`); a cascade check
+    reads its last stage (the fully randomised model) or the stage after ``ceil(top_fraction * stages)``.
     """
     out = {}
-    for check, statistic in VERDICT_STATISTIC.items():
-        wanted = measure if statistic == "measure" else statistic
-        source = "model_sensitivity" if check == "top_layer_sensitivity" else check
-        part = table[(table["check"] == source) & (table["statistic"] == wanted)]
+    for entry in CHECKS.entries():
+        check = entry.obj
+        wanted = measure if check.statistic == MEASURE else check.statistic
+        part = table[(table["check"] == check.rows) & (table["statistic"] == wanted)]
         if part.empty:
             continue
-        if check == "model_sensitivity":
-            out[check] = cascade_stage(part, int(part["stage_index"].max()))
-        elif check == "top_layer_sensitivity":
-            out[check] = cascade_stage(part, math.ceil(top_fraction * int(part["stage_index"].max())))
+        last = int(part["stage_index"].max())
+        if check.stage == "last":
+            out[check.name] = cascade_stage(part, last)
+        elif check.stage == "fraction":
+            out[check.name] = cascade_stage(part, fraction_stage(last, top_fraction))
         else:
-            out[check] = part["value"].to_numpy(dtype=np.float64)
+            out[check.name] = part["value"].to_numpy(dtype=np.float64)
     return out
 
 
