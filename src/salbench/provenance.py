@@ -80,10 +80,19 @@ def determinism() -> dict[str, object]:
     }
 
 
+def plugin_records() -> dict[str, dict[str, str]]:
+    """The plugins (the user's own methods, metrics, checks, models) this job loaded: ``"<kind>:<name>"`` ->
+    package, version and source hash (:func:`salbench.plugins.loaded_plugins`; empty without plugins)."""
+    from .plugins import loaded_plugins
+
+    return loaded_plugins()
+
+
 def provenance(device: str) -> dict[str, object]:
     """Everything a reader needs to know where a result came from (JSON-serialisable)."""
     return {
         "versions": package_versions(),
+        "plugins": plugin_records(),
         "git_revision": git_revision(),
         "python": platform.python_version(),
         "host": socket.gethostname(),

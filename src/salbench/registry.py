@@ -2,11 +2,16 @@
 
 Each family keeps a :class:`Registry`; entries are registered by an explicit name with a decorator,
 a duplicate name is an error, and an unknown name raises an error that lists the allowed names.
+A name the registry does not hold may name a plugin (an import path ``package.module:Attribute`` or an
+installed entry point, :mod:`salbench.plugins`): :meth:`Registry.get` imports it, checks it against the
+family's contract and registers it, with its package, version and source hash in :attr:`Entry.plugin`.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
@@ -27,6 +32,8 @@ class Entry(Generic[T]):
     name: str
     obj: T
     description: str
+    #: a plugin's package, version and source hash (None for a built-in entry)
+    plugin: dict[str, str] | None = None
 
 
 class Registry(Generic[T]):
@@ -48,12 +55,36 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
-        """The object registered as ``name``; an unknown name lists the allowed ones."""
-        try:
-            return self._entries[name].obj
-        except KeyError:
+        """The object registered as ``name`` (a plugin is loaded on first use); an unknown name lists the
+        allowed ones. A broken plugin raises :class:`salbench.plugins.PluginError`."""
+        if name not in self._entries and not self.load_plugin(name):
             allowed = ", ".join(self.names())
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; allowed: {allowed}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; allowed: {allowed}")
+        return self._entries[name].obj
+
+    def load_plugin(self, name: str) -> bool:
+        """Import, check and register plugin ``name`` (see :mod:`salbench.plugins`); False if it names none."""
+        loaded = _plugins().load_plugin(self.kind, name)
+        if loaded is not None:
+            obj, description, record = loaded
+            self._entries[name] = Entry(name, obj, description, record)
+        return loaded is not None
+
+    def load_installed_plugins(self) -> list[str]:
+        """Register every installed entry-point plugin of this family (``salbench list``); the names registered.
+        A broken one is left out with a warning (its one-line error), so one bad package hides no other."""
+        plugins = _plugins()
+        loaded = []
+        for name in plugins.installed_names(self.kind):
+            if name in self._entries:
+                continue
+            try:
+                self.load_plugin(name)
+            except plugins.PluginError as err:
+                warnings.warn(str(err), stacklevel=2)
+                continue
+            loaded.append(name)
+        return loaded
 
     def names(self, filter: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
         """Sorted names matching the fnmatch ``filter`` and none of ``exclude``."""
@@ -74,8 +105,25 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def describe(self) -> list[tuple[str, str]]:
-        """(name, one-line description) pairs for ``salbench list``."""
-        return [(e.name, e.description) for e in self.entries()]
+        """(name, one-line description) pairs for ``salbench list``; a plugin's is marked with its package."""
+        return [(e.name, e.description if e.plugin is None else
+                 f"[plugin {e.plugin['package']} {e.plugin['version'] or '(not installed)'}] {e.description}")
+                for e in self.entries()]
+
+    def forget_plugins(self) -> None:
+        """Drop the loaded plugins (a notebook reloading its edited plugin; tests)."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin is None}
+
+    def builtin_entries(self) -> list[Entry[T]]:
+        """The entries registered by salbench itself (the catalog snapshot), sorted by name."""
+        return [e for e in self.entries() if e.plugin is None]
+
+
+def _plugins() -> Any:
+    """:mod:`salbench.plugins`, imported by name: the plugin loader is no source of a built-in entry, so the
+    parse-based rule hashes (:mod:`salbench.sources`) must not follow it from every registry module; a plugin
+    entry's hash covers it instead."""
+    return importlib.import_module(f"{__package__}.plugins")
 
 
 def _first_line(doc: str | None) -> str:

@@ -1,8 +1,10 @@
 """Models: the architecture registry, specs, checkpoints and the built-in small models."""
 
 from . import cnn, coda, pretrained, resnet  # noqa: F401  (register small_cnn, the CoDA-Nets, tv_*, small_resnet)
+from . import user  # noqa: F401  (lets checkpoints of the user's own models load)
 from .base import (
     ARCHS,
+    Arch,
     CheckpointError,
     ModelSpec,
     NormalizedClassifier,
@@ -17,6 +19,6 @@ from .base import (
 from .layers import randomisation_order
 
 __all__ = [
-    "ARCHS", "CheckpointError", "ModelSpec", "NormalizedClassifier", "build_model", "class_probabilities", "list_models",
+    "ARCHS", "Arch", "CheckpointError", "ModelSpec", "NormalizedClassifier", "build_model", "class_probabilities", "list_models",
     "load_checkpoint", "randomisation_order", "register_arch", "save_checkpoint", "to_device",
 ]

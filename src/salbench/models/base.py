@@ -111,6 +111,19 @@ def to_device(model: nn.Module, device: str | torch.device) -> nn.Module:
     return model.to(device)
 
 
+#: models that are no registered architecture (the user's own, :mod:`salbench.models.user`): a checkpoint key
+#: -> the function rebuilding the model from the record under that key, which a model carries as the attribute
+#: of that name. Their modules register here, so checkpoint loading knows none of them.
+REBUILDERS: dict[str, Callable[[Any], NormalizedClassifier]] = {}
+
+
+def register_rebuilder(key: str, rebuild: Callable[[Any], NormalizedClassifier]) -> None:
+    """Let checkpoints with a ``key`` record rebuild their model with ``rebuild(record)`` (weights loaded after)."""
+    if key in REBUILDERS or key in ("arch", "num_classes", "state_dict", "meta"):
+        raise ValueError(f"checkpoint key {key!r} is taken")
+    REBUILDERS[key] = rebuild
+
+
 def save_checkpoint(model: NormalizedClassifier, path: str | Path, meta: dict[str, Any]) -> str:
     """Save weights + arch + metadata atomically; returns the file's sha256."""
     from ..store import atomic_path
@@ -118,8 +131,9 @@ def save_checkpoint(model: NormalizedClassifier, path: str | Path, meta: dict[st
     buffer = io.BytesIO()
     num_classes = meta["num_classes"]
     payload = {"arch": model.spec.arch, "num_classes": num_classes, "state_dict": model.state_dict(), "meta": meta}
-    if getattr(model, "user", None) is not None:  # a user model: how to rebuild it (salbench.models.user)
-        payload["user"] = model.user
+    for key in REBUILDERS:  # a model that is no registered architecture: how to rebuild it
+        if getattr(model, key, None) is not None:
+            payload[key] = getattr(model, key)
     torch.save(payload, buffer)
     data = buffer.getvalue()
     with atomic_path(path) as tmp:
@@ -135,12 +149,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Nor
     """Load a checkpoint written by :func:`save_checkpoint`, in eval mode on ``device`` (:func:`to_device`)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-        if "user" in payload:
-            from .user import rebuild_user_model
-
-            model = rebuild_user_model(payload["user"])
-        else:
-            model = build_model(payload["arch"], payload["num_classes"])
+        key = next((k for k in REBUILDERS if k in payload), None)
+        model = REBUILDERS[key](payload[key]) if key else build_model(payload["arch"], payload["num_classes"])
         model.load_state_dict(payload["state_dict"])
     except Exception as err:
         raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err})") from err

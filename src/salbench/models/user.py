@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..model_config import USER_ARCH, user_spec
-from .base import ModelSpec, NormalizedClassifier, save_checkpoint
+from .base import ModelSpec, NormalizedClassifier, register_rebuilder, save_checkpoint
 
 
 class UserModelError(ValueError):
@@ -58,6 +58,9 @@ def rebuild_user_model(source: dict[str, Any]) -> NormalizedClassifier:
     model = NormalizedClassifier(build_user_net(source), spec_from_dict(source["spec"]))
     model.user = source
     return model
+
+
+register_rebuilder("user", rebuild_user_model)  # a checkpoint's ``user`` record (save_checkpoint writes it)
 
 
 def _state_dict(payload: Any, path: Path, key: str) -> dict[str, torch.Tensor]:
