@@ -23,6 +23,7 @@ include: "workflow/rules/sanity.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/layerwise.smk"
+include: "workflow/rules/meta.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -21,7 +21,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .config import ConfigError, load_config  # noqa: E402
 
-LIST_KINDS = ("methods", "models", "datasets", "metrics")
+LIST_KINDS = ("methods", "models", "datasets", "metrics", "checks")
+#: what to run when a job meets a damaged input (a StoreError)
+REDO_HINT = ("`salbench verify --remove` removes every damaged result under results/; then run the same snakemake "
+             "command again to redo them")
 
 
 def _json(text: str) -> Any:
@@ -51,13 +54,27 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from .data import DATASETS
-    from .methods import METHODS
-    from .metrics import METRICS
-    from .models import ARCHS
+    # with --config, the study's plugins too (validating it imports its checks; the others load here)
+    config = load_config(args.config) if args.config else {}
+    if args.kind == "checks":  # each check with its citation (torch-free: no model registry needed)
+        from .sanity.checks import CHECKS, describe_checks
 
-    registry = {"methods": METHODS, "models": ARCHS, "datasets": DATASETS, "metrics": METRICS}[args.kind]
-    rows = registry.describe()
+        CHECKS.load_installed_plugins()
+        rows = describe_checks()
+    else:
+        from .catalog import configured_plugins
+        from .data import DATASETS
+        from .methods import METHODS
+        from .metrics import METRICS
+        from .models import ARCHS
+
+        registry, section = {"methods": (METHODS, "methods"), "models": (ARCHS, "archs"),
+                             "datasets": (DATASETS, "datasets"), "metrics": (METRICS, "metrics")}[args.kind]
+        registry.load_installed_plugins()  # installed entry-point plugins, marked with their package and version
+        for _, plugin_section, ref, _ in configured_plugins(config) if config else ():
+            if plugin_section == section:
+                registry.get(ref.name)
+        rows = registry.describe()
     width = max((len(name) for name, _ in rows), default=0)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")
@@ -65,11 +82,14 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> None:
     from .config import check_registry_params
+    from .footprint import check_fits
 
-    config = load_config(args.config)
+    config = load_config(args.config)  # a folder, an unreadable or binary file: one line naming it
     check_registry_params(config)  # parameter values each registry entry refuses (ranges, choices)
+    footprint = check_fits(config, args.results)  # a study that cannot fit the results folder's free space
     print(f"{args.config}: valid ({len(config['datasets'])} data sets, {len(config['models'])} models, "
           f"{len(config['methods'])} methods, {len(config['metrics'])} metrics)")
+    print(footprint)
 
 
 def cmd_catalog(args: argparse.Namespace) -> None:
@@ -113,7 +133,7 @@ def cmd_fetch_model(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
-    from .explain import explain
+    from .overlays import explain
 
     _threads(args)
     try:
@@ -152,6 +172,18 @@ def cmd_score(args: argparse.Namespace) -> None:
     score(args.dataset, args.model, args.method_id, args.metrics, args.data, args.checkpoint, args.maps, args.device,
           args.batch_size, args.out, method_name=args.method, method_params=args.params, target_layer=args.layer,
           seed=args.seed, items=args.items, curves_out=args.curves_out)
+
+
+def cmd_meta_evaluate(args: argparse.Namespace) -> None:
+    from .meta_jobs import meta_evaluate_job
+
+    _threads(args)
+    meta, resilience = meta_evaluate_job(args.dataset, args.model, args.data, args.checkpoint, args.methods,
+                                         args.metrics, args.settings, args.device, args.batch_size, args.out,
+                                         args.resilience_out, target_layer=args.layer)
+    flagged = sorted(set(meta.loc[meta["flagged"], "metric"]))
+    print(f"meta-evaluation of {meta['metric'].nunique()} metrics: flagged {', '.join(flagged) or 'none'}; "
+          f"resilient ranks of {resilience['metric'].nunique()} metric grids")
 
 
 def cmd_gather(args: argparse.Namespace) -> None:
@@ -222,11 +254,24 @@ def cmd_report(args: argparse.Namespace) -> None:
                         data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
                         tables_dir=args.summary.parent, metric_info=info,
                         sanity_files=args.sanity, cascade_stores=args.cascades, claims_file=args.claims,
-                        curve_files=args.curves, grid_map_stores=args.grid_maps,
+                        curve_files=args.curves, grid_map_stores=args.grid_maps, fidelity_file=args.fidelity,
+                        meta_tables=args.meta,
                         layerwise_stores=args.layerwise_clusters, layerwise_labels=args.layerwise_labels,
                         checkpoints={tuple(pair.split("/", 1)): Path(path)
                                      for pair, path in (item.split("=", 1) for item in args.checkpoints)})
     print(f"report written to {path}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from .verify import verify
+
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        raise ConfigError(f"nothing to verify: {', '.join(missing)} does not exist (run it in the project folder, "
+                          "or name the results folder)")
+    findings = verify(args.paths, remove_damaged=args.remove)
+    if any(f.error for f in findings):
+        raise SystemExit(1)
 
 
 def cmd_publish(args: argparse.Namespace) -> None:
@@ -261,11 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda (default: auto)")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
 
-    p = add("list", cmd_list, "list registered methods, models, datasets or metrics with one-line descriptions")
+    p = add("list", cmd_list, "list registered methods, models, datasets, metrics or checks with one-line descriptions")
     p.add_argument("kind", choices=LIST_KINDS)
+    p.add_argument("--config", type=Path, help="a study config whose plugins (import paths) to list too")
 
     p = add("check-config", cmd_check_config, "validate a study config file and exit")
     p.add_argument("config", type=Path)
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="the folder the study writes to, whose free space it must fit (default: results)")
 
     p = add("catalog", cmd_catalog, "print (or --write) the registry snapshot the workflow validates configs against")
     p.add_argument("--write", action="store_true", help="rewrite schemas/catalog.json")
@@ -368,6 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tidy parquet of the curve metrics' per-item curves (deletion, insertion, ROAD; empty if none)")
     model_job(p)
 
+    p = add("meta-evaluate", cmd_meta_evaluate,
+            "meta-evaluate every metric on one model (MetaQuantus noise resilience and adversarial reactivity) and "
+            "rank a few methods under each metric's hyperparameter grid (resilient ranks)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--methods", type=_json, required=True, help='JSON {id: {"method": ..., "params": {...}}}')
+    p.add_argument("--metrics", type=_json, required=True, help='JSON {name: {"metric": ..., "params": {...}}}')
+    p.add_argument("--settings", type=_json, default={}, help="JSON of the config's meta_evaluation section")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--layer", help="target layer override for layer methods")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", type=Path, required=True, help="meta-evaluation table (parquet)")
+    p.add_argument("--resilience-out", type=Path, required=True, help="resilient-ranks table (parquet)")
+    model_job(p)
+
     p = add("gather", cmd_gather, "gather the shards of a saliency store (.zarr) or score/curves table (.parquet) "
                                   "into the store or table an unsharded job writes")
     p.add_argument("shards", type=Path, nargs="+", help="shard stores or tables, in item order")
@@ -441,12 +505,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-maps", type=Path, nargs="*", default=[],
                    help="maps stores the grid localisation jobs kept (grid examples section)")
     p.add_argument("--claims", type=Path, help="published claims to check (config/claims.yaml)")
+    p.add_argument("--fidelity", type=Path,
+                   help="docs/fidelity.md: each seed method's reference code and its differences (methods section)")
+    p.add_argument("--meta", type=Path, nargs="*", default=[],
+                   help="tables of the meta-evaluation jobs (how far to trust each metric section)")
     p.add_argument("--layerwise-clusters", type=Path, nargs="*", default=[],
                    help="cluster stores of the layer-wise section (clusters.zarr)")
     p.add_argument("--layerwise-labels", type=Path, help="folder written by `salbench labels`")
     p.add_argument("--checkpoints", nargs="*", default=[],
                    help="DATASET/MODEL=PATH model checkpoints: library variants (method@library) are re-run on a few "
                         "items there to measure why they disagree with ours")
+
+    p = add("verify", cmd_verify,
+            "check every zarr store and parquet table under the results folder against the checksums it recorded "
+            "(damage between runs: a flipped bit, a truncated copy, a deleted chunk); exit 1 if any is damaged")
+    p.add_argument("paths", type=Path, nargs="*", default=[Path("results")], metavar="PATH",
+                   help="folders, stores or tables to check (default: results)")
+    p.add_argument("--remove", action="store_true",
+                   help="remove each damaged store or table (or the job output folder holding it), so that the next "
+                        "run of the workflow redoes exactly those jobs and the jobs that use their results")
 
     p = add("publish", cmd_publish, "archive the report folder and tables with a sha256 manifest: "
                                     "reports/{study}-{version}.tar.gz")
@@ -460,6 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _damaged_input(err: Exception) -> bool:
+    """Whether ``err`` says a store, table or checkpoint is damaged or missing (``StoreError``, ``CheckpointError``;
+    their modules are loaded by every command that reads one)."""
+    classes = [getattr(sys.modules.get(module), name, None)
+               for module, name in (("salbench.store", "StoreError"), ("salbench.models.base", "CheckpointError"))]
+    return any(cls is not None and isinstance(err, cls) for cls in classes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -468,6 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"salbench: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if not _damaged_input(err):
+            raise
+        print(f"salbench: {err} ({REDO_HINT})", file=sys.stderr)  # one line, no traceback
+        return 1
     return 0
 
 

@@ -8,28 +8,47 @@ from salbench.config import (
     ConfigError,
     canonical_json,
     grid_enabled,
-    load_catalog,
-    read_config_file,
     source_hash,
     training_dataset,
-    validate_config,
+    workflow_config,
 )
+from salbench.catalog import study_catalog
 from salbench.model_config import USER_ARCH, is_fetched, user_spec
+from salbench.plugins import check_sources
 from salbench.shards import shard_ranges, store_size
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
-try:
-    _validated = validate_config(config or read_config_file(DEFAULT_CONFIG))
+try:  # a --configfile study (an empty one is an error), else the default study
+    _validated = workflow_config(config, workflow.config_settings.configfiles, DEFAULT_CONFIG)
 except ConfigError as err:
     sys.exit(f"salbench: {err}")
 config.clear()
 config.update(_validated)
 
+# The study's estimated disk footprint (salbench.footprint), once, in the main process: planning refuses only
+# a study larger than the whole disk; onstart (a run, before any job) refuses one beyond the free space.
+if workflow.is_main_process:
+    from salbench.footprint import check_fits
+
+    try:
+        print(f"salbench: {check_fits(config, strict=False)}", file=sys.stderr)
+    except ConfigError as err:
+        sys.exit(f"salbench: {err}")
+
 # Jobs call the `salbench` installed next to this interpreter, whether or not its environment is
 # activated (with --sdm conda, the rule's environment comes first on PATH instead).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
-CATALOG = load_catalog()
+# Resume after a run killed outright: its lock files go when no run of this folder is alive (salbench.resume).
+if workflow.is_main_process:
+    from salbench.resume import release_stale_locks
+
+    for _line in release_stale_locks():
+        print(f"salbench: {_line}", file=sys.stderr)
+
+# The registries' snapshot plus the study's plugins: their entries come from a fragment that validate_config
+# built once by importing them, cached under a key over their sources (salbench.catalog.study_catalog).
+CATALOG = study_catalog(config)
 STUDY = config["study"]
 DATASETS = sorted(config["datasets"])
 TRAIN_DATASETS = [d for d in DATASETS if "models_from" not in config["datasets"][d]]
@@ -106,13 +125,24 @@ def objects_per_image(dataset):
     return CATALOG["datasets"][config["datasets"][dataset]["source"]]["objects"]
 
 
-# Sanity checks: model checks on single-object data sets, class checks on two-object ones
-MODEL_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 1]
-CLASS_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 2]
-SANITY_JOBS = [job for job in SALIENCY_JOBS if (job[0] in CLASS_CHECK_DATASETS or job[0] in MODEL_CHECK_DATASETS
-               # the model checks re-initialise layers: not for a model that lacks that (TorchScript, ViT)
-               and "parameter_randomisation" not in model_spec(job[1])["lacks"])
-               and config["sanity"].get("enabled", True)]
+# Sanity checks (the registered checks, from the catalog): model checks on single-object data sets, class checks on
+# two-object ones
+def sanity_checks(dataset):
+    """The catalog entries of the sanity checks that apply to a data set (by its objects per image)."""
+    return [c for c in CATALOG["checks"].values() if c["objects"] == objects_per_image(dataset)]
+
+
+def sanity_applies(dataset, model):
+    """Whether the model has what every check of the data set requires: the checks run as one job (the model
+    checks re-initialise layers, which a TorchScript model or a ViT lacks)."""
+    lacks = model_spec(model)["lacks"]
+    return all(not set(c["requires"]) & set(lacks) for c in sanity_checks(dataset))
+
+
+MODEL_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 1 and sanity_checks(d)]
+CLASS_CHECK_DATASETS = [d for d in DATASETS if objects_per_image(d) == 2 and sanity_checks(d)]
+SANITY_JOBS = [job for job in SALIENCY_JOBS if job[0] in (*MODEL_CHECK_DATASETS, *CLASS_CHECK_DATASETS)
+               and sanity_applies(job[0], job[1]) and config["sanity"].get("enabled", True)]
 # Grid localisation (config `grid`): grids per single-object data set and model, scored for every method
 GRID_DATASETS = MODEL_CHECK_DATASETS if grid_enabled(config) else []
 GRID_JOBS = [job for job in SALIENCY_JOBS if job[0] in GRID_DATASETS]
@@ -208,7 +238,10 @@ def claims_file():
 
 
 def final_outputs():
-    return [f"reports/{STUDY}/index.html"]
+    # meta_outputs is defined below (called when `rule all` is parsed). Every result the report reads is a target
+    # of its own: Snakemake 9.27 does not look behind a finished job that reads a checkpoint's output (data.zarr) for
+    # inputs that went missing, so a result deleted by hand or by `salbench verify --remove` would not be redone.
+    return [f"reports/{STUDY}/index.html", *meta_outputs(), *rules.report.input]
 
 
 def checkpoint_path(dataset, model):
@@ -279,7 +312,8 @@ def method_code(wildcards):
 
 
 def sanity_code(wildcards):
-    return f"{method_code(wildcards)}+{source_hash(['sanity/run.py'])}"
+    """The method's sources, the checks' (sanity/run.py imports every built-in one) and the study's check plugins'."""
+    return f"{method_code(wildcards)}+{source_hash(['sanity/run.py', *check_sources(config)])}"
 
 
 def grid_table(dataset, model, method):
@@ -376,12 +410,15 @@ def layerwise_labels_output():
 
 
 onstart:
-    # Parameter values a registry entry refuses (out of range, not a choice) fail here, before any job;
-    # validate_config above stays cheap (no torch) because every cluster job re-parses the Snakefile.
+    # Parameter values a registry entry refuses (out of range, not a choice) and a missing folder of the
+    # user's images fail here, before any job (a data set already fetched is not read again); the
+    # validation above stays cheap (no torch, no disk) because every cluster job re-parses the Snakefile.
     from salbench.config import check_registry_params
+    from salbench.footprint import check_fits
 
     try:
-        check_registry_params(config)
+        check_registry_params(config, fetched=[d for d in DATASETS if Path(f"resources/datasets/{d}").is_dir()])
+        check_fits(config)  # the estimate (printed above) must fit the results folder's free space
     except ConfigError as err:
         sys.exit(f"salbench: {err}")
     for (model, method), reason in sorted(SKIPPED.items()):
@@ -437,3 +474,42 @@ def per_pair_report(kind, pairs, caption, category):
         )
         for i, (d, m) in enumerate(pairs)
     }
+
+
+# How far to trust each metric and resilient ranks (config `meta_evaluation`, rule in meta.smk,
+# salbench.meta_jobs): one job per (data set, model) on the section's methods that run on the model.
+from types import SimpleNamespace
+
+from salbench.meta_config import SECTION as META_SECTION
+
+META = config.get(META_SECTION) or {}  # checked by validate_config
+
+
+def meta_methods(model):
+    """The section's methods that run on ``model`` (its entry's models, the catalog's capabilities)."""
+    return [k for k in META.get("methods", []) if method_runs_on(k, model) and skip_reason(model, k) is None]
+
+
+META_JOBS = [
+    (d, m)
+    for d in META.get("datasets", TRAIN_DATASETS)
+    for m in dataset_selection(d, "models", META.get("models", MODELS))
+    if META.get("enabled", True) and len(meta_methods(m)) >= 2
+]
+
+
+def meta_outputs():
+    return [f"results/{d}/{m}/meta/{name}.parquet" for d, m in META_JOBS for name in ("meta_evaluation", "resilience")]
+
+
+def meta_methods_json(wildcards):
+    return canonical_json({k: config["methods"][k] for k in meta_methods(wildcards.model)})
+
+
+def meta_settings_json(wildcards=None):
+    return canonical_json({k: v for k, v in META.items() if k not in ("methods", "models", "datasets", "enabled")})
+
+
+def meta_code(wildcards):
+    methods = [method_code(SimpleNamespace(method=k)) for k in meta_methods(wildcards.model)]
+    return "+".join([source_hash(["meta_jobs.py"]), metrics_code(), *methods])

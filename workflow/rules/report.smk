@@ -11,11 +11,15 @@ rule report:
         grids=[grid_table(*job) for job in GRID_JOBS],
         grid_maps=[grid_maps(*job) for job in GRID_JOBS],
         claims=claims_file(),
+        fidelity=str(Path(workflow.basedir) / "docs" / "fidelity.md"),
+        meta=meta_outputs(),
         layerwise=[layerwise_store(*job) for job in LAYERWISE_JOBS],
         layerwise_labels=layerwise_labels_output(),
         variant_models=list(variant_checkpoints().values()),
     output:
         html=f"reports/{STUDY}/index.html",
+        scores_table=f"results/tables/{STUDY}/scores.parquet",
+        summary_table=f"results/tables/{STUDY}/summary.parquet",
         summary=report(
             f"results/tables/{STUDY}/summary.csv", caption="../report/leaderboard.rst", category="Leaderboard"
         ),
@@ -92,7 +96,10 @@ rule report:
     params:
         config=canonical_json(config),
         data=[f"{d}=results/{d}/data.zarr" for d in DATASETS],
-        code=source_hash(["report/build.py", "report/agreement.py", "report/curves.py", "report/grid_examples.py"]),
+        code=source_hash([
+            "report/build.py", "report/agreement.py", "report/curves.py", "report/grid_examples.py", "report/fidelity.py",
+            "report/meta.py",
+        ]),
         variant_models=[f"{pair}={path}" for pair, path in variant_checkpoints().items()],
         layerwise_labels=" ".join(f"--layerwise-labels {p}" for p in layerwise_labels_output()),
     conda:
@@ -101,7 +108,8 @@ rule report:
         "salbench report --config-json {params.config:q} --scores {input.scores} {input.grids} --curves {input.curves}"
         " --maps {input.maps}"
         " --data {params.data} --html {output.html} --summary {output.summary} --sanity {input.sanity}"
-        " --cascades {input.cascades} --grid-maps {input.grid_maps} --claims {input.claims}"
+        " --cascades {input.cascades} --grid-maps {input.grid_maps} --claims {input.claims} --fidelity {input.fidelity}"
+        " --meta {input.meta}"
         " --layerwise-clusters {input.layerwise}"
         " {params.layerwise_labels} --checkpoints {params.variant_models} > {log} 2>&1"
 

@@ -18,7 +18,7 @@ import yaml
 from ..config import load_catalog
 from ..store import atomic_path, open_store
 from . import agreement as implementation
-from . import claims, figures, galleries, html, layerwise, ranks, sanity, tables
+from . import claims, fidelity, figures, galleries, html, layerwise, meta, ranks, sanity, tables
 from . import curves as curve_figures
 from . import grid_examples
 
@@ -45,7 +45,8 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
                  cascade_stores: list[Path] = (), claims_file: Path | None = None,
                  layerwise_stores: list[Path] = (), layerwise_labels: Path | None = None,
                  checkpoints: dict[tuple[str, str], Path] | None = None, curve_files: list[Path] = (),
-                 grid_map_stores: list[Path] = ()) -> Path:
+                 grid_map_stores: list[Path] = (), fidelity_file: Path | None = None,
+                 meta_tables: list[Path] = ()) -> Path:
     """Write the tables and the report folder; return its index.html.
 
     ``tables_dir`` gets ``scores.parquet``, ``summary.parquet`` + ``summary.csv`` (value and interval per
@@ -54,7 +55,9 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
     with claims (``claims_file`` and the config's ``references``), ``claims.csv``; with curves (``curve_files``,
     the score jobs' curves tables), ``curves.csv`` (mean curve and band per point); the report folder links
     copies of the CSVs. ``grid_map_stores`` (the grid localisation jobs' kept maps) give one grid examples
-    figure per (data set, model), ``figures/grid_examples_{dataset}_{model}.png`` + ``.svg``.
+    figure per (data set, model), ``figures/grid_examples_{dataset}_{model}.png`` + ``.svg``. ``fidelity_file``
+    (``docs/fidelity.md``) gives the methods section: each seed method's reference code and its differences;
+    ``meta_tables`` (the meta-evaluation jobs' tables) the section on how far to trust each metric.
     """
     out_dir, tables_dir = Path(out_dir), Path(tables_dir)
     options = config.get("report") or {}
@@ -98,10 +101,10 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
                                                                 verdicts=verdicts, metric_info=metric_info,
                                                                 n_boot=n_boot, seed=seed), load_catalog())
         csv_tables["claims.csv"] = claim_table
-    _write_table(scores, tables_dir / "scores.parquet")
-    _write_table(summary, tables_dir / "summary.parquet")
+    tables.write_frame(scores, tables_dir / "scores.parquet")
+    tables.write_frame(summary, tables_dir / "summary.parquet")
     for name, frame in csv_tables.items():
-        _write_table(frame, tables_dir / name)
+        tables.write_frame(frame, tables_dir / name)
 
     with atomic_path(out_dir) as tmp:
         figures.metrics_figure(summary, methods, controls, tmp / "figures" / "metrics.png", metrics)
@@ -138,6 +141,8 @@ def build_report(*, study: str, config: dict[str, Any], score_files: list[Path],
             if claim_table is not None else None,
             galleries=gallery_figures, gallery_metric=gallery_metric, layerwise=layerwise_html,
             implementation=library_variants, skipped=skipped, curves=curve_section, grid_examples=grid_section,
+            fidelity=fidelity.read_fidelity(fidelity_file) if fidelity_file is not None else None,
+            meta=meta.load_section(list(meta_tables)),
         )
         (tmp / "index.html").write_text(html.render(page), encoding="utf-8")
     return out_dir / "index.html"
@@ -280,12 +285,3 @@ def _provenance(runs: pd.DataFrame, items: dict[str, ExampleItems], n_boot: int,
         ("bootstrap", f"{n_boot} resamples of items, seed {seed}, 95% percentile interval; ranks: the same "
                       "resample of items for every method (paired)"),
     ]
-
-
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write a parquet or CSV table atomically."""
-    with atomic_path(path) as tmp:
-        if path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)

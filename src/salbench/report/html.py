@@ -12,9 +12,13 @@ import pandas as pd
 from .agreement import render as implementation_html
 from .claims import render as claims_html
 from .curves import render as curves_html
+from .fidelity import ANCHOR as FIDELITY_ANCHOR
+from .fidelity import render as fidelity_html
 from .grid_examples import ANCHOR as GRID_ANCHOR
 from .grid_examples import render as grid_examples_html
 from .layerwise import NOT_RUN as LAYERWISE_NOT_RUN
+from .meta import ANCHOR as META_ANCHOR
+from .meta import render as meta_html
 from .ranks import fmt_rank
 from .sanity import render as sanity_html
 
@@ -36,11 +40,13 @@ table.claims{font-size:.85em}table.claims td:first-child{min-width:15em}table.cl
 WEAK_MARK = "\u25bd"
 #: (anchor, title) of the page's sections, in page order, for the navigation
 SECTIONS = (("overview", "Overview"), ("leaderboard", "Leaderboard"), ("ranks", "Ranks"),
-            ("agreement", "Rank agreement"), ("sanity", "Sanity checks"), ("claims", "Published claims"),
+            ("agreement", "Rank agreement"), ("sanity", "Sanity checks"), (META_ANCHOR, "How far to trust each metric"),
+            ("claims", "Published claims"),
             ("figure", "Metrics figure"), ("curves", "Deletion and insertion curves"), ("examples", "Example maps"),
             ("galleries", "Best and worst items"),
             (GRID_ANCHOR, "Grid localisation examples"),
-            ("layerwise", "Layer-wise explanations"), ("implementation-agreement", "Implementation agreement"))
+            ("layerwise", "Layer-wise explanations"), ("implementation-agreement", "Implementation agreement"),
+            (FIDELITY_ANCHOR, "Methods: fidelity to the authors' code"))
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class Page:
     skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (dataset, model, metric, reason)
     curves: Any = None  # a report.curves.CurvesSection, or None when no curves tables were given
     grid_examples: Any = None  # a report.grid_examples.GridSection, or None without grid localisation
+    fidelity: Any = None  # a report.fidelity.FidelitySection, or None without docs/fidelity.md
+    meta: Any = None  # a report.meta.MetaSection, or None when no metric was meta-evaluated
 
 
 def render(page: Page) -> str:
@@ -92,6 +100,7 @@ def render(page: Page) -> str:
         _ranks(page),
         _agreement(page),
         sanity_html(page.sanity, page.methods, page.controls, fmt),
+        meta_html(page.meta, fmt),
         claims_html(page.claims, fmt),
         _figure(page),
         _examples(page, pairs),
@@ -99,6 +108,7 @@ def render(page: Page) -> str:
         grid_examples_html(page.grid_examples),
         page.layerwise or LAYERWISE_NOT_RUN,
         implementation_html(page.implementation, fmt),
+        fidelity_html(page.fidelity, page.methods),
     ])
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
