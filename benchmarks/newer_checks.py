@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
@@ -46,13 +45,11 @@ import quantus
 import torch
 from methods import write_results  # the gradient-method benchmark's output
 from perturbation import timed  # alternating rounds after a warm-up: (wall, CPU) seconds per call
-from sanity import QUANTUS_MEASURES, paired  # Quantus configured per measure; median of paired ratios
+from sanity import QUANTUS_MEASURES, paired, small_cnn_case  # Quantus per measure; paired ratios; the case
 from torch import nn
 
-from salbench.allocator import keep_freed_memory
 from salbench.methods.base import Method
 from salbench.methods.sampling import RowSampler
-from salbench.models import build_model, to_device
 from salbench.sanity import randomisation
 from salbench.sanity.checks import get_check
 from salbench.sanity.run import CheckJob, SanitySettings, run_checks
@@ -158,13 +155,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    keep_freed_memory()  # as every job does
-    warnings.filterwarnings("ignore")  # Quantus' notices, scipy's constant-input warnings
-    torch.manual_seed(0)
-    model = to_device(build_model("small_cnn", CLASSES).eval(), "cpu")  # as a job loads it
-    x = torch.rand(args.items, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    y = torch.arange(args.items) % CLASSES
+    model, x, y = small_cnn_case(args.items, args.threads)
     rows = [bench(method, model, x, y, args.samples, args.rounds) for method in METHODS]
     total = {key: sum(statistics.median(r[f"{key}_cpu_s"]) for r in rows) for key in ("ours", "quantus")}
     print(f"{'all methods':16s} CPU s ours {total['ours']:.3f} quantus {total['quantus']:.3f}  quantus/ours "

@@ -6,6 +6,8 @@ methods (throughput against direct captum/zennit calls and the forward+backward 
 and host syncs per batch against the same library calls: what decides a launch-bound GPU's pace), perturbation
 (batched against a per-item loop and libraries), metrics (perturbation metrics against their forward floor
 and Quantus / pytorch_grad_cam), sanity (the randomisation cascade against its floor and quantus.MPRT),
+newer_checks (eMPRT and sMPRT against quantus.EfficientMPRT and quantus.SmoothMPRT), meta_evaluation (the
+metric meta-evaluation against metaquantus.MetaEvaluation, one per metric),
 dag (``snakemake -n`` and the no-op rerun of a ~1,000-job config), pipeline (a job's overhead outside the
 compute, zarr write throughput and bytes per map, scaling with the item count) and determinism (rerun and
 CPU agreement of every configured method on ``--device``).
@@ -96,6 +98,25 @@ def _sanity(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _newer_checks(result: dict[str, Any]) -> list[Row]:
+    rows = [("newer_checks", f"eMPRT+sMPRT/{r['method']}", "vs quantus (all measures)", r["ratio_quantus"],
+             *_at_least(r["ratio_quantus"], 5.0)) for r in result["results"]]
+    rows += [("newer_checks", f"eMPRT+sMPRT/{r['method']}", "vs quantus (spearman_abs only)", r["ratio_one_measure"],
+              "", None) for r in result["results"]]
+    return rows
+
+
+def _meta_evaluation(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for r in result["results"]:
+        case = f"{len(r['methods'])} methods x {len(r['metrics'])} metrics"
+        rows.append(("meta_evaluation", case, "vs metaquantus", r["ratio_metaquantus"],
+                     *_at_least(r["ratio_metaquantus"], 5.0)))
+        rows.append(("meta_evaluation", case, "vs metaquantus without gc.collect", r["ratio_metaquantus_no_gc"], "",
+                     None))
+    return rows
+
+
 def _dag(result: dict[str, Any]) -> list[Row]:
     return [("dag", f"{result['jobs']} jobs", "snakemake -n s", result["plan_s"], "seconds", None),
             ("dag", f"{result['jobs']} jobs", "no-op rerun s", result["noop_rerun_s"], "seconds", None)]
@@ -142,6 +163,9 @@ BENCHMARKS = [
     Benchmark("perturbation", [], ["--batch", "4", "--repeats", "1", "--loop-items", "2"], False, _perturbation),
     Benchmark("metrics", [], ["--items", "8", "--repeats", "1", "--min-seconds", "0.3"], True, _metrics),
     Benchmark("sanity", [], ["--items", "4", "--rounds", "1", "--floor-rounds", "2"], False, _sanity),
+    Benchmark("newer_checks", [], ["--items", "4", "--samples", "4", "--rounds", "1"], False, _newer_checks),
+    Benchmark("meta_evaluation", [], ["--items", "4", "--iterations", "1", "--perturbations", "2"], False,
+              _meta_evaluation),
     Benchmark("dag", [], ["--repeats", "1"], False, _dag),
     Benchmark("pipeline", [], ["--items", "8"], True, _pipeline),
     Benchmark("determinism", [], ["--batch", "2"], True, _determinism),
@@ -170,10 +194,10 @@ def run_one(bench: Benchmark, quick: bool, device: str, folder: Path, timeout: f
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"\n{'benchmark':13s} {'case':44s} {'figure':40s} {'value':>10s}  target")
+    print(f"\n{'benchmark':15s} {'case':44s} {'figure':40s} {'value':>10s}  target")
     for bench, case, figure, value, target, met in rows:
         mark = "" if met is None else ("  ok" if met else "  MISSED")
-        print(f"{bench:13s} {case[:44]:44s} {figure[:40]:40s} {value:10.3f}  {target}{mark}")
+        print(f"{bench:15s} {case[:44]:44s} {figure[:40]:40s} {value:10.3f}  {target}{mark}")
     missed = [r for r in rows if r[5] is False]
     print(f"\n{sum(r[5] is True for r in rows)} targets met, {len(missed)} missed")
 

@@ -435,6 +435,18 @@ def print_tables(floors: list[dict[str, Any]], checks: list[dict[str, Any]], sim
                   f"{topk['max_diff_without_ties']:.1e}")
 
 
+def small_cnn_case(items: int, threads: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The sanity benchmarks' case, set up as a job would: an untrained small CNN loaded channels-last on the CPU,
+    ``items`` seeded random images and cycling targets; ``threads`` torch threads and the job's allocator."""
+    torch.set_num_threads(threads)
+    keep_freed_memory()  # as every job does
+    warnings.filterwarnings("ignore")  # Quantus' notices, scipy's constant-input warnings
+    torch.manual_seed(0)
+    model = to_device(build_model("small_cnn", CLASSES).eval(), "cpu")  # as a job loads it
+    x = torch.rand(items, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    return model, x, torch.arange(items) % CLASSES
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=16, help="items per call")
@@ -443,13 +455,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    keep_freed_memory()  # as every job does
-    warnings.filterwarnings("ignore")  # Quantus' notices, scipy's constant-input warnings
-    torch.manual_seed(0)
-    model = to_device(build_model("small_cnn", CLASSES).eval(), "cpu")  # as a job loads it
-    x = torch.rand(args.items, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    targets = torch.arange(args.items) % CLASSES
+    model, x, targets = small_cnn_case(args.items, args.threads)
     floors = bench_floor(model, x, targets, args.floor_rounds)
     same, checks = bench_quantus(model, x, targets, args.rounds)
     print_tables(floors, checks, same["similarity_cpu_s"])

@@ -43,3 +43,14 @@ def test_every_summariser_reads_the_committed_harness_results():
             if record is not None and "error" not in record:
                 rows = bench.summarise(record)
                 assert rows and all(len(row) == 6 for row in rows), (path.name, bench.name)
+
+
+def test_meta_evaluation_row_holds_the_ratio_against_its_target():
+    run = harness()
+    rows = run._meta_evaluation({"results": [
+        {"methods": ["a", "b", "c"], "metrics": ["sparseness", "deletion"], "ratio_metaquantus": 4.2,
+         "ratio_metaquantus_no_gc": 1.5}]})
+    assert rows == [("meta_evaluation", "3 methods x 2 metrics", "vs metaquantus", 4.2, ">= 5", False),
+                    ("meta_evaluation", "3 methods x 2 metrics", "vs metaquantus without gc.collect", 1.5, "", None)]
+    (bench,) = [b for b in run.BENCHMARKS if b.name == "meta_evaluation"]
+    assert bench.summarise is run._meta_evaluation and bench.quick  # in the harness, with a smoke setting
