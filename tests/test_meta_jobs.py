@@ -48,6 +48,15 @@ def test_meta_table_has_a_row_per_metric_and_kind(study):
     assert table.loc[table["metric"] == "deletion", "higher_is_better"].eq(False).all()
 
 
+def test_the_report_section_renders_the_jobs_tables(study):
+    from salbench.report.html import fmt
+    from salbench.report.meta import load_section, render
+
+    html = render(load_section([study / "meta.parquet", study / "resilience.parquet"]), fmt)
+    assert html.count("<tr><td><code>") == len(METRICS) * 2 + 3 * 2  # metric x kind rows, then method rows per grid
+    assert "Ranks over the settings of <code>deletion</code> (4 settings" in html
+
+
 def test_resilience_table_ranks_the_methods_over_each_grid(study):
     table = read_table(study / "resilience.parquet")
     assert list(table.columns) == RESILIENCE_COLUMNS

@@ -14,6 +14,9 @@ from typing import Any, Mapping
 from .config import canonical_json
 from .params import ConfigError
 
+#: the four components of the meta-consistency vector m, in the paper's order (torch-free, for the report too)
+COMPONENTS = ("IAC_NR", "IAC_AR", "IEC_NR", "IEC_AR")
+
 SECTION = "meta_evaluation"
 
 

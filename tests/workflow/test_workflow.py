@@ -31,7 +31,7 @@ def test_full_run_writes_report_and_stores(finished_run):
     assert 'id="sanity"' in html and "sanity_cascade.png" in html
     verdicts = pd.read_csv(workdir / "reports" / "tiny" / "sanity_verdicts.csv")
     assert {"model_sensitivity", "top_layer_sensitivity", "data_randomisation", "input_invariance",
-            "input_sensitivity", "class_sensitivity", "random_logit"} == set(verdicts["check"])
+            "input_sensitivity", "class_sensitivity", "random_logit", "emprt", "smprt"} == set(verdicts["check"])
     grid = open_store(workdir / "results/shapes/cnn/grid.zarr")
     assert grid.attrs["n"] == 2 and grid.attrs["seed"] == 42  # the tiny model may build no grid (allow_empty)
     assert grid.attrs["n_grids_built"] > 0 or grid.attrs["empty_reason"]

@@ -52,11 +52,10 @@ import torch
 from scipy.stats import rankdata, wilcoxon
 from torch import nn
 
+from ..meta_config import COMPONENTS
 from ..methods.base import Method
 from .base import Metric, ScoringBatch
 
-#: the four components of the meta-consistency vector m, in the paper's order
-COMPONENTS = ("IAC_NR", "IAC_AR", "IEC_NR", "IEC_AR")
 KINDS = ("model", "input")
 #: one row per (metric, perturbation kind) of the meta-evaluation table
 META_COLUMNS = ["metric", "kind", "higher_is_better", *COMPONENTS, "MC", "MC_std", "subset_nr_mean", "subset_nr_min",

@@ -64,9 +64,11 @@ def _inline(text: str) -> str:
 
 
 def render(section: FidelitySection | None, methods: list[str]) -> str:
-    """The section's HTML (empty without a table); rows naming only methods this study did not run are greyed."""
+    """The section's HTML (a line saying so without a table); rows naming only methods this study did not run are
+    greyed."""
     if section is None:
-        return ""
+        return (f'<section id="{ANCHOR}">\n<h2>Methods: fidelity to the authors\' code</h2>\n<p>No fidelity table was '
+                "given (<code>salbench report --fidelity docs/fidelity.md</code>).</p>\n</section>")
     ran = set(methods)
     head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     body = "\n".join(

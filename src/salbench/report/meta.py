@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..metrics.meta_evaluation import COMPONENTS
+from ..meta_config import COMPONENTS
 from ..store import read_table
 
 ANCHOR = "metric-trust"
@@ -30,9 +30,11 @@ class MetaSection:
 
 
 def load_section(paths: list[Path]) -> MetaSection | None:
-    """The section from the jobs' tables (each job writes both; None when no job ran)."""
-    meta = [read_table(p) for p in paths if Path(p).name == "meta_evaluation.parquet"]
-    resilience = [read_table(p) for p in paths if Path(p).name == "resilience.parquet"]
+    """The section from the jobs' tables, told apart by their columns (each job writes both; None when no job
+    ran)."""
+    tables = [read_table(p) for p in paths]
+    meta = [t for t in tables if "MC" in t.columns]
+    resilience = [t for t in tables if "mrr" in t.columns]
     if not meta:
         return None
     return MetaSection(pd.concat(meta, ignore_index=True),
@@ -48,9 +50,10 @@ def _verdict(row: pd.Series) -> str:
 
 
 def render(section: MetaSection | None, fmt: Callable[[float], str]) -> str:
-    """The section's HTML (empty when no meta-evaluation ran)."""
+    """The section's HTML (a line saying it did not run when no meta-evaluation ran)."""
     if section is None:
-        return ""
+        return (f'<section id="{ANCHOR}">\n<h2>How far to trust each metric</h2>\n<p>Not run: the study config has '
+                "no <code>meta_evaluation</code> section (the demo's shows how to declare one).</p>\n</section>")
     parts = [f'<section id="{ANCHOR}">', "<h2>How far to trust each metric</h2>",
              '<p class="explain">Each metric is scored again after minor perturbations of the model (every weight '
              "times N(1, &sigma;&sup2;)) or the input (uniform noise) that should not change an explanation's quality "
