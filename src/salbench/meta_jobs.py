@@ -23,7 +23,7 @@ from .jobs import build_method, mask_skips, resolve_device, seed_everything
 from .meta_config import grid_settings, setting_label
 from .metrics.base import create_metric
 from .metrics.meta_evaluation import META_COLUMNS, Problem, Verdict, default_suite, meta_evaluate
-from .report.ranks import paired_aggregates
+from .stats import paired_aggregates
 from .report.resilience import RESILIENCE_COLUMNS, resilience_table
 from .shards import open_items
 from .store import write_table

@@ -13,10 +13,10 @@ from salbench.layerwise.clusters import (
     cluster_layer,
     cluster_map,
     filter_clusters,
-    minmax,
     select_k,
     tsne_perplexity,
 )
+from salbench.stats import min_max
 
 
 def grouped_maps(sizes, size=12, noise=0.15, seed=0):
@@ -119,4 +119,4 @@ def test_cluster_map_is_the_weighted_mean_of_raw_activations_min_max_normalised(
 
 def test_minmax_per_row_leaves_constant_rows_unchanged():
     rows = np.array([[1.0, 3, 2], [5, 5, 5]])
-    np.testing.assert_allclose(minmax(rows, axis=1), [[0, 1, 0.5], [5, 5, 5]])
+    np.testing.assert_allclose(min_max(rows, axis=1, constant="keep"), [[0, 1, 0.5], [5, 5, 5]])

@@ -11,18 +11,17 @@ from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
 from salbench.params import ParamError
+from salbench.stats import average_ranks, ranks_on_device, spearman
 from salbench.sanity.similarity import (
     MEASURES,
     Similarity,
     abs_normalise,
-    average_ranks,
     gaussian_filter,
     hog_cell_size,
     hog_features,
     minmax_normalise,
     percentile,
     signed_normalise,
-    spearman,
     ssim,
 )
 
@@ -42,6 +41,7 @@ def test_ranks_and_spearman_match_scipy_with_ties():
     flat_a, flat_b = a.flatten(1), b.flatten(1)
     expected_ranks = np.stack([scipy.stats.rankdata(row) for row in flat_a.numpy()])
     np.testing.assert_allclose(average_ranks(flat_a).numpy(), expected_ranks, atol=0)
+    np.testing.assert_allclose(ranks_on_device(flat_a).numpy(), expected_ranks, atol=0)  # the GPU path
     expected = [scipy.stats.spearmanr(x, y).statistic for x, y in zip(flat_a.numpy(), flat_b.numpy())]
     np.testing.assert_allclose(spearman(flat_a, flat_b).numpy(), expected, atol=1e-12)
 

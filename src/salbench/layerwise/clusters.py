@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..methods.postprocess import upsample
+from ..stats import min_max
 
 #: the paper's settings (recorded in the store's attrs)
 PCA_MAX_COMPONENTS = 50
@@ -35,13 +36,6 @@ SILHOUETTE_RULE = (
     "agglomerative_pruned loop): the first k of highest silhouette, where a negative best must be beaten by 10 % "
     "of its magnitude"
 )
-
-
-def minmax(values: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
-    """``(v - min) / (max - min)`` along ``axis``; a constant slice is left unchanged (as the authors' code does)."""
-    lo = values.min(axis=axis, keepdims=True)
-    span = values.max(axis=axis, keepdims=True) - lo
-    return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1), values)
 
 
 def tsne_perplexity(n_maps: int) -> float:
@@ -125,8 +119,7 @@ def cluster_map(activations: np.ndarray, weights: np.ndarray, size: tuple[int, i
     normalised to [0, 1] (a constant map has no spatial content and becomes all zeros)."""
     mean = np.tensordot(weights, activations, axes=1) / weights.sum()
     up = upsample(torch.from_numpy(np.ascontiguousarray(mean, dtype=np.float32))[None], size, "bilinear")[0].numpy()
-    lo, span = up.min(), up.max() - up.min()
-    return ((up - lo) / span if span > 0 else np.zeros_like(up)).astype(np.float32)
+    return min_max(up, axis=None).astype(np.float32)
 
 
 def cluster_layer(activations: np.ndarray, percent: np.ndarray, kept: np.ndarray, size: tuple[int, int],
@@ -137,7 +130,7 @@ def cluster_layer(activations: np.ndarray, percent: np.ndarray, kept: np.ndarray
         empty = np.zeros((0, *size), np.float32)
         return LayerClusters(empty, np.zeros(0), np.zeros(0, np.int64), [], 0, 0, float("nan"))
     kept_maps = activations[index].astype(np.float64)
-    flat = minmax(kept_maps.reshape(len(index), -1), axis=1)
+    flat = min_max(kept_maps.reshape(len(index), -1), axis=1, constant="keep")  # as the authors' code
     points = embed(flat, seed) if len(index) > K_MIN else flat
     labels, k, silhouette = choose_clusters(points)
     members = [index[labels == c] for c in range(k)]

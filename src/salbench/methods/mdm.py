@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..params import ParamError
+from ..stats import min_max
 from .base import Method, check_number, normalisation, register_method
 
 #: the 26 scales the released fusion script ``generate_mask_traditional_networks.py`` (and
@@ -36,15 +37,6 @@ def upsample_masks(masks: list[torch.Tensor], size: tuple[int, int]) -> torch.Te
     return torch.stack([F.interpolate(m, size=size, mode="bilinear", align_corners=True) for m in masks])
 
 
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max over the last two dims; constant maps become 0."""
-    flat = maps.flatten(-2)
-    lo = flat.amin(-1, keepdim=True)
-    span = flat.amax(-1, keepdim=True) - lo
-    safe = torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, (flat - lo) / safe, torch.zeros_like(flat)).view_as(maps)
-
-
 def fuse_scales(masks: list[torch.Tensor], size: tuple[int, int], percentile: float, min_count: int) -> torch.Tensor:
     """The released fusion: ``minmax(sum_s u_s * 1[count >= min_count] - min_count)``, ``[B,H,W]``.
 
@@ -52,11 +44,11 @@ def fuse_scales(masks: list[torch.Tensor], size: tuple[int, int], percentile: fl
     ``u_s >= percentile_p(u_s)`` (p = 1 keeps about 99 % of pixels). The constant subtracted is the
     released code's 5, tied here to ``min_count`` (5 in the paper).
     """
-    u = minmax(upsample_masks(masks, size).squeeze(2))  # [S,B,H,W]
+    u = min_max(upsample_masks(masks, size).squeeze(2), axis=(-2, -1))  # [S,B,H,W]
     thresholds = torch.quantile(u.flatten(2), percentile / 100, dim=2)[:, :, None, None]
     count = (u >= thresholds).sum(dim=0)
     fused = u.sum(dim=0) * (count >= min_count) - min_count
-    return minmax(fused)
+    return min_max(fused, axis=(-2, -1))
 
 
 def fit_masks(

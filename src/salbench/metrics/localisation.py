@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..params import ParamError
+from ..stats import min_max
 from .base import Metric, ScoringBatch, register_metric, saliency_ranks
 
 
@@ -173,14 +174,6 @@ class RelevanceRank(Metric):
         return empty_as_nan(hits / size.squeeze(1).clamp(min=1), masks)
 
 
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """``[N,H*W]`` float64 maps scaled to [0, 1] per item; a constant map becomes all 0."""
-    x = flat(maps).double()
-    lo, hi = x.min(dim=1, keepdim=True).values, x.max(dim=1, keepdim=True).values
-    span = hi - lo
-    return torch.where(span > 0, (x - lo) / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
-
-
 @register_metric("miou")
 class MeanIoU(Metric):
     """Mean over thresholds t of IoU(mask, min-max-scaled map >= t), t = 1/(n+1) .. n/(n+1)."""
@@ -204,7 +197,7 @@ class MeanIoU(Metric):
 
     def score(self, batch: ScoringBatch) -> np.ndarray:
         masks = flat(self.masks(batch))
-        scaled = minmax(batch.maps)
+        scaled = min_max(flat(batch.maps).double())
         selected = scaled[:, None, :] >= self.thresholds(scaled.device)[None, :, None]  # [N,T,P]
         inter = (selected & masks[:, None]).sum(dim=2).double()
         union = (selected | masks[:, None]).sum(dim=2).double()

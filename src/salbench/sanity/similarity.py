@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..params import ParamError
+from ..stats import average_ranks, min_max, pearson
 
 MEASURES: tuple[str, ...] = ("spearman_abs", "spearman_signed", "ssim", "hog_spearman", "topk_intersection")
 
@@ -83,37 +84,7 @@ def signed_normalise(maps: torch.Tensor) -> torch.Tensor:
 
 def minmax_normalise(maps: torch.Tensor) -> torch.Tensor:
     """``[N,H,W]`` float64 maps min-max scaled to [0, 1] per item (a constant map becomes zeros)."""
-    values = maps.flatten(1).to(torch.float64)
-    low = values.min(dim=1).values
-    scaled = _safe_divide(values - low[:, None], values.max(dim=1).values - low)
-    return scaled.view(maps.shape)
-
-
-def average_ranks(values: torch.Tensor) -> torch.Tensor:
-    """Ranks (1-based, float64) of each row of ``[N,L]``, tied values sharing their mean rank (scipy's ``rankdata``)."""
-    length = values.shape[1]
-    ordered, order = sort_rows(values)
-    position = torch.arange(length, device=values.device).expand_as(ordered)
-    differs = ordered[:, 1:] != ordered[:, :-1]
-    starts = torch.cat([torch.ones_like(differs[:, :1]), differs], dim=1)  # first of a run of ties
-    ends = torch.cat([differs, torch.ones_like(differs[:, :1])], dim=1)  # last of a run
-    first = torch.where(starts, position, 0).cummax(dim=1).values
-    last = torch.where(ends, position, length).flip(1).cummin(dim=1).values.flip(1)
-    sorted_ranks = (first + last).to(torch.float64) / 2 + 1
-    return torch.empty_like(sorted_ranks).scatter_(1, order, sorted_ranks)
-
-
-def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation over the last dim of broadcastable ``[..., L]`` tensors (NaN for a constant row)."""
-    a, b = torch.broadcast_tensors(a, b)
-    a = a - a.mean(dim=-1, keepdim=True)
-    b = b - b.mean(dim=-1, keepdim=True)
-    return (a * b).sum(dim=-1) / (a.pow(2).sum(dim=-1) * b.pow(2).sum(dim=-1)).sqrt()
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation of each row pair of ``[N,L]`` tensors, ``[N]`` float64 (as scipy's ``spearmanr``)."""
-    return pearson(average_ranks(a), average_ranks(b))
+    return min_max(maps.flatten(1).to(torch.float64)).view(maps.shape)
 
 
 def _symmetric_index(length: int, radius: int, device: torch.device) -> torch.Tensor:

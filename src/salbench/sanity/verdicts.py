@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..params import ParamError, resolve_params
+from ..stats import bootstrap_interval as bootstrap
 from .checks import CHECKS, MEASURE, controls as registered_controls, fraction_stage
 
 
@@ -69,16 +70,11 @@ def bootstrap_interval(
 ) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean of the finite ``values`` and its percentile-bootstrap ``level`` interval.
 
-    ``n_boot`` resamples of the items with replacement from ``numpy.random.default_rng(seed)``; all NaN
+    ``n_boot`` resamples of the items (:func:`salbench.stats.bootstrap_interval`, seeded by ``seed``); all NaN
     when no value is finite.
     """
     data = np.asarray(values, dtype=np.float64).ravel()
-    data = data[np.isfinite(data)]
-    if data.size == 0:
-        return (np.nan, np.nan, np.nan)
-    means = data[np.random.default_rng(seed).integers(0, data.size, (n_boot, data.size))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(data.mean()), float(low), float(high)
+    return bootstrap(data[np.isfinite(data)], n_boot=n_boot, rng=np.random.default_rng(seed), level=level)
 
 
 @dataclass(frozen=True)
