@@ -315,6 +315,15 @@ def write_results(out: Path, kind: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def write_results_to(out: Path, kind: str, payload: dict[str, Any]) -> Path:
+    """:func:`write_results` into the folder ``out`` (``benchmarks/run.py`` passes one), or as the file ``out``."""
+    if out.is_dir():
+        return write_results(out, kind, payload)
+    path = write_results(out.parent, kind, payload).replace(out)
+    print(f"moved to {out}")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="minimum timed rounds per method")

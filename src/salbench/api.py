@@ -166,8 +166,8 @@ def wrap_model(net: "nn.Module", mean: Sequence[float] = (0.0, 0.0, 0.0), std: S
              "target_layer": f"net.{target_layer}" if target_layer else ""}
     spec = user_spec(name, entry)
     if not target_layer:
-        spec["lacks"] = {"spatial_feature_maps": "no target layer given (salbench.api.wrap_model(net, "
-                                                 "target_layer=...), e.g. 'layer4')"}
+        spec["lacks"] = dict.fromkeys(("spatial_feature_maps", "layer_maps"), "no target layer given "
+                                      "(salbench.api.wrap_model(net, target_layer=...), e.g. 'layer4')")
     return NormalizedClassifier(net, spec_from_dict(spec))
 
 

@@ -15,6 +15,7 @@ and score jobs load like a trained one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .params import ConfigError
@@ -25,6 +26,18 @@ USER_REQUIRED = ("source", "checkpoint", "input_size", "mean", "std", "num_class
 USER_OPTIONAL = ("name", "gap_fc", "probability")
 NO_TARGET_LAYER = "no target layer given (config key models.{model}.target_layer, e.g. net.layer4)"
 TORCHSCRIPT_HOOKS = "a TorchScript model cannot take the module hooks this needs"
+#: what a vision transformer (model family ``vit``, :mod:`salbench.models.vit`) lacks that CNN methods need
+VIT_LACKS = {
+    "spatial_feature_maps": "a vision transformer has token embeddings, not spatial convolutional feature maps; the "
+                            "classic layer methods (excitation backprop, RSP, layer-wise maps) do not apply; the "
+                            "transformer methods read the token grid",
+    "propagation_rules": "no relevance rules for attention, layer norm and token embeddings in zennit's LRP",
+    "relu_activations": "a vision transformer has GELU, no ReLU: the rule would be the plain gradient",
+}
+#: names of the ViTs a user model may be, by source: torchvision's ``vit_b_16`` ...; timm's ``VisionTransformer``
+#: models named ``vit_<size>_patch<k>...``, ``deit_...``, ``deit3_...`` (a pretrained tag after a dot allowed)
+VIT_NAMES = {"torchvision": re.compile(r"vit_[bhl]_\d+"),
+             "timm": re.compile(r"(vit|deit3?)_[a-z0-9]+(_distilled)?_patch\d+[a-z0-9_]*(\.[\w.-]+)?")}
 
 
 def is_fetched(entry: dict[str, Any]) -> bool:
@@ -66,15 +79,30 @@ def check_model_entry(model: str, entry: dict[str, Any], catalog: dict[str, Any]
                               + (", all > 0" if stat == "std" else ""))
 
 
+def is_vit_name(source: str, name: str | None) -> bool:
+    """Whether a user model's torchvision or timm ``name`` is a vision transformer (:data:`VIT_NAMES`)."""
+    pattern = VIT_NAMES.get(source)
+    return bool(pattern and name and pattern.fullmatch(name))
+
+
 def user_spec(model: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`~salbench.models.base.ModelSpec` fields of a user model entry (plain data)."""
+    """The :class:`~salbench.models.base.ModelSpec` fields of a user model entry (plain data).
+
+    A torchvision or timm ViT (:func:`is_vit_name`) is family ``vit`` and lacks :data:`VIT_LACKS`; its target
+    layer (unless the entry names one), blocks and randomisation stages are read from the built network when
+    its checkpoint loads (:func:`salbench.models.vit.vit_spec_fields`).
+    """
     lacks = {}
-    if entry["source"] == "torchscript":
-        lacks = {"spatial_feature_maps": TORCHSCRIPT_HOOKS, "propagation_rules": TORCHSCRIPT_HOOKS,
+    family = USER_ARCH
+    if is_vit_name(entry["source"], entry.get("name")):
+        lacks, family = dict(VIT_LACKS), "vit"
+    elif entry["source"] == "torchscript":
+        lacks = {"spatial_feature_maps": TORCHSCRIPT_HOOKS, "layer_maps": TORCHSCRIPT_HOOKS,
+                 "propagation_rules": TORCHSCRIPT_HOOKS,
                  "parameter_randomisation": "a TorchScript model's layers have no reset_parameters() to re-initialise"}
     elif not entry.get("target_layer"):
-        lacks = {"spatial_feature_maps": NO_TARGET_LAYER.format(model=model)}
+        lacks = dict.fromkeys(("spatial_feature_maps", "layer_maps"), NO_TARGET_LAYER.format(model=model))
     return {"arch": USER_ARCH, "input_size": entry["input_size"], "mean": list(entry["mean"]),
             "std": list(entry["std"]), "target_layer": entry.get("target_layer", ""),
-            "gap_fc": bool(entry.get("gap_fc", False)), "family": USER_ARCH,
+            "gap_fc": bool(entry.get("gap_fc", False)), "family": family,
             "probability": entry.get("probability", "softmax"), "lacks": lacks, "extra": {}, "layerwise": []}

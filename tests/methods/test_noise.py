@@ -189,5 +189,5 @@ def test_noisy_validation_and_skip_reason_follow_the_base():
         create_method("noisy", base="nope")
     gradcam = create_method("noisy", base="gradcam", base_params={"layer": "net.relu3"})
     assert gradcam.skip_reason(SimpleNamespace(family="cnn", gap_fc=True, arch="x", lacks={})) is None
-    assert "spatial_feature_maps" in gradcam.skip_reason(SimpleNamespace(
-        family="cnn", gap_fc=True, arch="x", lacks={"spatial_feature_maps": "no maps"}))
+    assert "layer_maps" in gradcam.skip_reason(SimpleNamespace(
+        family="cnn", gap_fc=True, arch="x", lacks={"layer_maps": "no maps"}))

@@ -1,5 +1,5 @@
 """Pretrained torchvision archs: specs that name real layers, weights fetched with a pinned hash from a local
-server (wrong and right hash, prefix pins, offline reuse of the cache), and layer methods skipped on a ViT."""
+server (wrong and right hash, prefix pins, offline reuse of the cache), and CNN-only methods skipped on a ViT."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_specs_name_layers_of_the_architecture(arch):
     blocks = spec.extra.get("randomisation_blocks")
     if blocks is not None:  # every parameterised layer in exactly one top-down block (stage_groups checks)
         groups = stage_groups(model, blocks=blocks)
-        assert groups[0][0] in ("fc8", "fc", "classifier")
+        assert groups[0][0] in ("fc8", "fc", "classifier", "head")
 
 
 def test_torchray_layers():
@@ -148,17 +148,16 @@ def test_no_weights_for_an_architecture_is_an_error():
         pretrained_model("small_cnn")
 
 
-def test_layer_methods_are_skipped_on_a_vit_with_a_reason():
+def test_cnn_only_methods_are_skipped_on_a_vit_with_a_reason():
     spec = ARCHS.get("tv_vit_b_16").spec
     catalog = build_catalog()["methods"]
-    layer_methods = [n for n in METHODS.names() if METHODS.get(n).needs_layer or METHODS.get(n).needs_gap_fc]
-    assert {"gradcam", "cam"} <= set(layer_methods)
-    for name in layer_methods:
+    cnn_only = [n for n in METHODS.names() if set(METHODS.get(n).capabilities()) & set(spec.lacks)]
+    assert {"excitation_backprop", "rsp", "lrp_epsilon"} <= set(cnn_only)
+    for name in cnn_only:
         cls = METHODS.get(name)
         reason = cls.skip_reason(cls.__new__(cls), spec)
-        assert reason, name
-        assert any(why in reason for why in spec.lacks.values()) or "global average pooling" in reason
-    assert "spatial convolutional feature maps" in create_method("gradcam", layer="net.encoder").skip_reason(spec)
-    assert "spatial_feature_maps" in catalog["gradcam"]["requires"]  # what the workflow's skip_reason reads
+        assert reason and any(why in reason for why in spec.lacks.values()), name
+        assert set(catalog[name]["requires"]) & set(spec.lacks)  # what the workflow's skip_reason reads
+    assert "zennit's LRP" in create_method("lrp_epsilon").skip_reason(spec)
     assert create_method("gradient").skip_reason(spec) is None
     assert create_method("gradcam", layer="net.layer4").skip_reason(ARCHS.get("tv_resnet50").spec) is None

@@ -20,6 +20,7 @@ def test_adebayo_imagenet_plans_fetched_models_and_no_permuted_training(tmp_path
     result = snakemake(tmp_path, ROOT / "config" / "adebayo_imagenet.yaml", "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = planned_jobs(result)
-    assert jobs["fetch_model"] == 2 and jobs["get_dataset"] == 2
-    assert jobs["sanity_model_checks"] == 2 * 2 * 11  # data sets x models x methods
+    assert jobs["fetch_model"] == 4 and jobs["get_dataset"] == 2  # two CNNs and two ViTs
+    # data sets x (CNNs x their 11 methods + ViTs x their 14: no guided backprop, the transformer methods)
+    assert jobs["sanity_model_checks"] == 2 * (2 * 11 + 2 * 14)
     assert not {"train_model", "train_permuted_model"} & set(jobs)  # pretrained: no data-randomisation model

@@ -1,6 +1,7 @@
 """Saliency methods: importing this package registers every method."""
 
 from . import (  # noqa: F401  (registers the methods)
+    attnlrp,
     backprop,
     cam,
     cam_family,
@@ -16,6 +17,7 @@ from . import (  # noqa: F401  (registers the methods)
     path,
     perturbation,
     rsp,
+    transformer,
     variants,
 )
 from .base import METHODS, ChannelMethod, Method, create_method, list_methods, register_method

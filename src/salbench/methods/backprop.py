@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 #: zennit's stabiliser for excitation backprop's normalisations (TorchRay adds 1e-20)
 STABILIZER = 1e-6
+#: the capability of the methods that change the backward pass of ``nn.ReLU`` modules: a model without them
+#: (a ViT's GELU) would silently get the plain gradient
+RELU_RULE: tuple[str, ...] = ("relu_activations",)
 
 
 def _clamp_output_gradient(module: nn.Module, args: Any, output: torch.Tensor) -> None:
@@ -115,6 +118,7 @@ class GuidedBackpropagation(ChannelMethod):
     )
     #: max |.| over colour channels, as for the gradient (Simonyan et al.; TorchRay's pointing game)
     defaults = {"channel_reduction": "max_abs"}
+    requires = RELU_RULE
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return guided_backprop(model, inputs, target)
@@ -128,6 +132,7 @@ class DeconvNet(ChannelMethod):
         "Zeiler & Fergus. Visualizing and Understanding Convolutional Networks. ECCV 2014. arXiv:1311.2901"
     )
     defaults = {"channel_reduction": "max_abs"}
+    requires = RELU_RULE
 
     def attribute_channels(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return deconvnet(model, inputs, target)
@@ -140,6 +145,7 @@ class GuidedGradCAM(ChannelMethod):
     citation = GradCAM.citation
     defaults = {"layer": None, "upsample": "bilinear", "channel_reduction": "max_abs"}
     needs_layer = True
+    requires = RELU_RULE
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -16,9 +16,11 @@ import torch
 from torch import nn
 
 from ..params import ParamError, check_choice
-from .base import Method, check_number, normalisation, register_method
-from .cam import activations_and_grads, capture, resolve_layer
+from ..stats import min_max
+from .base import check_number, normalisation, register_method
+from .cam import LayerMapMethod, activations_and_grads, capture, resolve_layer
 from .postprocess import UPSAMPLE_MODES, upsample
+from .transformer_attention import token_layout
 
 #: pytorch_grad_cam's and the Grad-CAM++ paper's guard against a zero denominator
 EPS = 1e-6
@@ -26,7 +28,7 @@ EPS = 1e-6
 
 def layer_activations(model: nn.Module, layer: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Detached ``(A, logits)`` of ``layer`` for ``inputs`` (no graph)."""
-    with torch.no_grad(), capture(layer) as outputs:
+    with torch.no_grad(), capture(layer, tokens=token_layout(model)) as outputs:
         logits = model(inputs)
     return outputs[0], logits
 
@@ -38,11 +40,10 @@ def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tens
     return (weights * activations).sum(dim=1)
 
 
-class ActivationMapMethod(Method):
+class ActivationMapMethod(LayerMapMethod):
     """A layer-map method: subclasses implement :meth:`layer_map`; upsampling is the recorded step."""
 
     defaults = {"layer": None, "upsample": "bilinear"}
-    needs_layer = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -247,12 +248,9 @@ class ScoreCAM(ActivationMapMethod):
             for start in range(0, b * k, self.params["max_batch"]):
                 rows = torch.arange(start, min(start + self.params["max_batch"], b * k), device=x.device)
                 up = upsample(flat[rows], size, self.params["upsample"])
-                lo = up.flatten(1).amin(dim=1)[:, None, None]
-                span = up.flatten(1).amax(dim=1)[:, None, None] - lo
-                masks = torch.where(span > 0, (up - lo) / span.clamp(min=torch.finfo(up.dtype).tiny),
-                                    torch.zeros_like(up))
+                masks = min_max(up, axis=(-2, -1))
                 logits.append(model(masked_inputs(model, x[rows // k], masks[:, None], self.params["baseline"])[:, 0]))
-                varies.append(span.flatten() > 0)
+                varies.append(up.flatten(1).amax(dim=1) > up.flatten(1).amin(dim=1))
         return torch.cat(logits).view(b, k, -1), torch.cat(varies).view(b, k)
 
     def layer_map(self, model, layer, inputs, target):
@@ -293,7 +291,7 @@ class AblationCAM(ActivationMapMethod):
         scores = []
         for start in range(0, rows.shape[0], step):
             chunk_keep = keep[start : start + step]
-            with capture(layer, edit=lambda out, m=chunk_keep: out * m):
+            with capture(layer, edit=lambda out, m=chunk_keep: out * m, tokens=token_layout(model)):
                 out = chunked_logits(model, rows[start : start + step], step)
             scores.append(out.gather(1, rows_target[start : start + step].view(-1, 1)).squeeze(1))
         ablated = torch.cat(scores).view(b, k)

@@ -189,6 +189,7 @@ class GuidedBackpropCaptum(Variant, ChannelMethod):
     citation = GuidedBackpropagation.citation + " Implementation: captum 0.9 GuidedBackprop."
     defaults = {"channel_reduction": "sum"}
     libraries = ("captum",)
+    requires = GuidedBackpropagation.requires
     base = "guided_backprop"
     differences = {"channel_reduction": "signed sum over colour channels (ours: max |.| over channels)"}
     alignment = {"channel_reduction": {"channel_reduction": Same("channel_reduction")}}
@@ -211,6 +212,7 @@ class GuidedBackpropZennit(Variant, ChannelMethod):
     citation = GuidedBackpropagation.citation + " Implementation: zennit 0.5 (Anders et al. 2021, arXiv:2106.13200)."
     defaults = {"channel_reduction": "sum"}
     libraries = ("zennit",)
+    requires = GuidedBackpropagation.requires
     base = "guided_backprop"
     differences = {"channel_reduction": "signed sum over colour channels (zennit's heat maps; ours: max |.|)"}
     alignment = {"channel_reduction": {"channel_reduction": Same("channel_reduction")}}

@@ -1,6 +1,6 @@
 """Models: the architecture registry, specs, checkpoints and the built-in small models."""
 
-from . import cnn, coda, pretrained, resnet  # noqa: F401  (register small_cnn, the CoDA-Nets, tv_*, small_resnet)
+from . import cnn, coda, pretrained, resnet, vit  # noqa: F401  (register small_cnn, the CoDA-Nets, tv_*, small_resnet, small_vit)
 from . import user  # noqa: F401  (lets checkpoints of the user's own models load)
 from .base import (
     ARCHS,

@@ -1,4 +1,5 @@
-"""torchvision ImageNet classifiers (``tv_vgg16``, ``tv_resnet50``, ``tv_densenet121``, ``tv_vit_b_16``).
+"""ImageNet classifiers: torchvision's (``tv_vgg16``, ``tv_resnet50``, ``tv_densenet121``, ``tv_vit_b_16``) and timm's
+DeiT-Ti (``deit_tiny_patch16_224``), the ViTs with the transformer spec (:mod:`salbench.models.vit`).
 
 Each is torchvision's architecture inside the normalisation wrapper (ImageNet mean and std, 224 px), with
 the layers TorchRay (Fong et al. 2019) explains: VGG16 ``features.29`` (conv5_3's ReLU) and pool4
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from .base import ARCHS, ModelSpec, NormalizedClassifier, build_model, register_arch
+from .vit import timm_layout, torchvision_layout, unfuse_attention
 
 if TYPE_CHECKING:  # the data package costs ~1.5 s to import; only fetching weights needs it
     from ..data.download import Remote
@@ -48,6 +50,10 @@ WEIGHTS: dict[str, tuple[str, str, str]] = {
                     "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", "resnet50-0676ba61.pth"),
     "tv_densenet121": (f"{BASE_URL}/densenet121-a639ec97.pth", "a639ec97", "densenet121-a639ec97.pth"),
     "tv_vit_b_16": (f"{BASE_URL}/vit_b_16-c867db91.pth", "c867db91", "vit_b_16-c867db91.pth"),
+    # timm's ``deit_tiny_patch16_224.fb_in1k`` file, released by the DeiT authors (Touvron et al. 2021); its name
+    # carries the sha256 prefix torch.hub checks, pinned as for torchvision's
+    "deit_tiny_patch16_224": ("https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth", "a1311bcf",
+                              "deit_tiny_patch16_224-a1311bcf.pth"),
 }
 
 
@@ -58,11 +64,6 @@ def weights_remote(arch: str) -> Remote:
     return Remote(*WEIGHTS[arch])
 
 
-NO_FEATURE_MAPS = ("a vision transformer has token embeddings, not spatial convolutional feature maps; layer "
-                   "methods (CAM family, excitation backprop, RSP) would need a token-to-grid reshape")
-NO_VIT_RULES = "no relevance rules for attention, layer norm and token embeddings here"
-NO_VIT_RESET = ("attention layers and the class token and position embeddings have no reset_parameters(), so "
-                "the model sanity checks cannot re-initialise them")
 NO_DENSENET_RULES = "no relevance rules for DenseNet's pre-activation batch norm and dense concatenations here"
 
 
@@ -111,11 +112,8 @@ DENSENET121_SPEC = _imagenet_spec(
     extra={"randomisation_blocks": DENSENET121_BLOCKS},
 )
 
-VIT_B_16_SPEC = _imagenet_spec(
-    "tv_vit_b_16", "net.encoder", family="vit",
-    lacks={"spatial_feature_maps": NO_FEATURE_MAPS, "propagation_rules": NO_VIT_RULES,
-           "parameter_randomisation": NO_VIT_RESET},
-)
+VIT_B_16_SPEC = _imagenet_spec("tv_vit_b_16", **torchvision_layout(12, (14, 14)))  # 224 px, 16 px patches
+DEIT_TINY_SPEC = _imagenet_spec("deit_tiny_patch16_224", **timm_layout(12, 1, (14, 14)))  # class token, no dist
 
 
 @register_arch("tv_vgg16", VGG16_SPEC)
@@ -165,10 +163,18 @@ def _densenet_class() -> type[nn.Module]:
 
 @register_arch("tv_vit_b_16", VIT_B_16_SPEC)
 def tv_vit_b_16(num_classes: int) -> nn.Module:
-    """torchvision ViT-B/16 (Dosovitskiy et al. 2021), 224 px; no layer methods (no spatial feature maps)."""
+    """torchvision ViT-B/16 (Dosovitskiy et al. 2021), 224 px; the transformer methods, not the classic layer ones."""
     from torchvision.models import vit_b_16
 
     return vit_b_16(num_classes=num_classes)
+
+
+@register_arch("deit_tiny_patch16_224", DEIT_TINY_SPEC)
+def deit_tiny_patch16_224(num_classes: int) -> nn.Module:
+    """timm DeiT-Ti/16 (Touvron et al. 2021), 224 px, unfused attention; the transformer methods."""
+    import timm
+
+    return unfuse_attention(timm.create_model("deit_tiny_patch16_224", pretrained=False, num_classes=num_classes))
 
 
 def weights_cache() -> Path:
@@ -183,8 +189,11 @@ _DENSENET_OLD_KEY = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.")
 
 
 def _torchvision_keys(arch: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A published file's state dict, keyed as the module names its parameters."""
     if arch == "tv_densenet121":
         return {_DENSENET_OLD_KEY.sub(r"\1\2.", key): value for key, value in state.items()}
+    if isinstance(state.get("model"), dict):  # the DeiT authors' files wrap the state dict
+        return state["model"]
     return state
 
 

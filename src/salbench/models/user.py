@@ -9,6 +9,7 @@ config or the original file.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from torch import nn
 
 from ..model_config import USER_ARCH, user_spec
 from .base import ModelSpec, NormalizedClassifier, register_rebuilder, save_checkpoint
+from .vit import FAMILY as VIT_FAMILY
+from .vit import unfuse_attention, vit_spec_fields
 
 
 class UserModelError(ValueError):
@@ -46,7 +49,7 @@ def build_user_net(source: dict[str, Any]) -> nn.Module:
     else:
         import timm
 
-        net = timm.create_model(source["name"], pretrained=False, num_classes=source["num_classes"])
+        net = unfuse_attention(timm.create_model(source["name"], pretrained=False, num_classes=source["num_classes"]))
     for module in net.modules():  # out-of-place activations, as DeepLIFT and LRP hooks need
         if isinstance(module, nn.ReLU):
             module.inplace = False
@@ -54,8 +57,18 @@ def build_user_net(source: dict[str, Any]) -> nn.Module:
 
 
 def rebuild_user_model(source: dict[str, Any]) -> NormalizedClassifier:
-    """The user model a checkpoint's ``user`` record describes (weights loaded by the caller)."""
-    model = NormalizedClassifier(build_user_net(source), spec_from_dict(source["spec"]))
+    """The user model a checkpoint's ``user`` record describes (weights loaded by the caller).
+
+    A ViT's spec (family ``vit``) gets the transformer fields read from the built network: its blocks, token
+    layout, randomisation stages, input layer and (unless the config named one) its target layer.
+    """
+    net = build_user_net(source)
+    spec = spec_from_dict(source["spec"])
+    if spec.family == VIT_FAMILY:
+        fields = vit_spec_fields(net)
+        spec = replace(spec, target_layer=spec.target_layer or fields["target_layer"],
+                       extra={**fields["extra"], **spec.extra})
+    model = NormalizedClassifier(net, spec)
     model.user = source
     return model
 

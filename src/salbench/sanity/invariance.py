@@ -15,6 +15,10 @@ shifted value of zero (``c / std``) instead (:class:`ShiftPaddedConv2d`), which 
 agree on every output, borders included. Other padding modes (reflect, replicate, circular) carry the
 shift into the padding by themselves and only get the bias compensation.
 
+A vision transformer is compensated in its patch-embedding convolution (``transformer-methods.md`` §8): its
+stride equals its kernel and it has no padding, so ``b - W d`` makes every patch embedding, and so every
+token, activation and logit, exactly the original's.
+
 A network whose first layer is no convolution (a CoDA-Net's dynamic alignment unit has no bias to
 compensate with) is compensated in its wrapper instead: the normalisation mean moves by ``c``, so the
 network sees exactly its original input. Methods that work in pixel space still see ``x + c``.
@@ -73,8 +77,11 @@ def _channel_shift(shift: float | Sequence[float] | torch.Tensor, channels: int)
 
 
 def first_layer(model: nn.Module) -> str:
-    """Name of the model's first parameterised layer (the last of the top-down randomisation order)."""
-    return randomisation_order(model)[-1]
+    """Name of the layer that first sees the input: the model spec's ``input_layer`` where it names one (a ViT's
+    patch-embedding convolution: the module owning its class token and position embeddings comes first in the
+    randomisation order), else the model's first parameterised layer (the last of the top-down order)."""
+    named = getattr(getattr(model, "spec", None), "extra", {}).get("input_layer")
+    return named or randomisation_order(model)[-1]
 
 
 def mean_shifted_model(model: nn.Module, shift: float | Sequence[float] | torch.Tensor) -> nn.Module:

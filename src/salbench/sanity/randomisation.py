@@ -15,7 +15,8 @@ Binder et al. show that top-down randomisation keeps forward activation scales, 
 the input up is run too (Hedström et al., "A Fresh Look at Sanity Checks for Saliency Maps", xAI 2024,
 recommend it).
 Each layer is re-initialised by its own ``reset_parameters()`` (the architecture's default initialiser,
-not any custom init its builder applied), drawn on the CPU from a generator seeded by (seed, layer name)
+not any custom init its builder applied; a module without one, such as a ViT's token owner, has its own
+parameters redrawn from a normal with each trained tensor's mean and std, :func:`redraw_own_parameters_`), drawn on the CPU from a generator seeded by (seed, layer name)
 only, so a stage is the same on every device, whichever stages were built before, and does not touch
 the global RNG. Stages live in a deep copy; the original model is never modified.
 """
@@ -85,7 +86,9 @@ def stage_groups(model: nn.Module, batchnorm: str = "reset", blocks: Sequence[Bl
 
     Without ``blocks`` every parameterised layer is its own stage. With ``blocks`` (a model spec's
     ``randomisation_blocks``, top-down, like Adebayo et al.'s Inception blocks) a stage re-initialises
-    every layer under the block's prefixes; each randomised layer must fall in exactly one block.
+    every layer under the block's prefixes; each randomised layer belongs to the block naming the longest prefix
+    of it, which must be exactly one block (a ViT's embedding stage names ``net`` for the class token and position
+    embeddings it owns, while its blocks and head name the modules below ``net``).
     ``bottom_up`` orders the stages (and the layers inside a block) by :func:`forward_order` of ``example``
     (one input item is enough), a block by its first-run layer.
     """
@@ -105,11 +108,16 @@ def _top_down_groups(model: nn.Module, batchnorm: str, blocks: Sequence[Block] |
     if blocks is None:
         return [(name, [name]) for name in layers]
 
-    def inside(layer: str, prefixes: Sequence[str]) -> bool:
-        return any(layer == p or layer.startswith(p + ".") for p in prefixes)
+    def depth(layer: str, prefixes: Sequence[str]) -> int:
+        """Length of the longest of ``prefixes`` naming ``layer`` or a module above it (-1: none)."""
+        return max((len(p) for p in prefixes if layer == p or layer.startswith(p + ".")), default=-1)
 
-    groups = [(name, [layer for layer in layers if inside(layer, prefixes)]) for name, prefixes in blocks]
-    owners = {layer: [name for name, group in groups if layer in group] for layer in layers}
+    owners: dict[str, list[str]] = {}
+    for layer in layers:
+        depths = [depth(layer, prefixes) for _, prefixes in blocks]
+        deepest = max(depths)
+        owners[layer] = [name for (name, _), d in zip(blocks, depths) if d == deepest >= 0]
+    groups = [(name, [layer for layer in layers if owners[layer] == [name]]) for name, _ in blocks]
     wrong = {layer: names for layer, names in owners.items() if len(names) != 1}
     if wrong or not all(group for _, group in groups):
         raise ValueError(f"randomisation blocks must cover each randomised layer exactly once and none may be "
@@ -143,14 +151,16 @@ def copy_model(model: nn.Module) -> nn.Module:
 
 
 def reinitialise_(layer: nn.Module, seed: int) -> None:
-    """Re-initialise ``layer`` in place with its own ``reset_parameters()``, drawn on the CPU from ``seed``.
+    """Re-initialise ``layer`` in place with its own ``reset_parameters()`` (without one:
+    :func:`redraw_own_parameters_`), drawn on the CPU from ``seed``.
 
     The draw happens on the CPU under a forked CPU RNG, so the values do not depend on the layer's device
     or on the global RNG state, which is left as it was: a CPU layer is drawn in place, a layer elsewhere on
     a CPU copy whose values are then loaded (a deep copy costs more than the draw on small layers).
     """
     if not callable(getattr(layer, "reset_parameters", None)):
-        raise TypeError(f"{type(layer).__name__} has parameters but no reset_parameters(); cannot re-initialise it")
+        redraw_own_parameters_(layer, seed)
+        return
     on_cpu = all(t.device.type == "cpu" for t in (*layer.parameters(), *layer.buffers()))
     fresh = layer if on_cpu else copy.deepcopy(layer).to("cpu")
     with torch.random.fork_rng(devices=[]):
@@ -158,6 +168,24 @@ def reinitialise_(layer: nn.Module, seed: int) -> None:
         fresh.reset_parameters()
     if fresh is not layer:
         layer.load_state_dict(fresh.state_dict())
+
+
+#: the standard deviation of a redrawn tensor whose trained values are all equal (timm's initial token scale)
+FLAT_STD = 0.02
+
+
+@torch.no_grad()
+def redraw_own_parameters_(module: nn.Module, seed: int) -> None:
+    """Redraw ``module``'s own parameters (not its children's) from ``N(mean, std)`` of each trained tensor
+    (std :data:`FLAT_STD` where it is 0), on the CPU from ``seed``: the re-initialisation of modules without a
+    ``reset_parameters()``, such as a ViT's class token and position embeddings or torchvision's packed attention
+    projection (``transformer-methods.md`` §7)."""
+    generator = torch.Generator().manual_seed(seed)
+    for parameter in module.parameters(recurse=False):
+        values = parameter.detach().to("cpu", torch.float64)
+        std = float(values.std()) if values.numel() > 1 else 0.0
+        draw = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
+        parameter.copy_(draw * (std if std > 0 else FLAT_STD) + float(values.mean()))
 
 
 def randomised_stages(
