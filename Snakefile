@@ -26,6 +26,31 @@ include: "workflow/rules/layerwise.smk"
 include: "workflow/rules/meta.smk"
 include: "workflow/rules/report.smk"
 
+# The warm worker (salbench.worker): a local run's jobs start in a process that imported torch and salbench once
+# (same outputs and logs; SALBENCH_WORKER=off turns it off). Never for a cluster executor. A second `onstart`
+# replaces the first, so this one runs common.smk's checks first.
+_study_checks = globals().get("onstart")
+
+
+onstart:
+    if _study_checks is not None:
+        _study_checks()
+    from salbench.worker import start_worker
+
+    start_worker(workflow.local_exec)
+
+
+onsuccess:
+    from salbench.worker import stop_worker
+
+    stop_worker()
+
+
+onerror:
+    from salbench.worker import stop_worker
+
+    stop_worker()
+
 
 rule all:
     default_target: True

@@ -1,24 +1,36 @@
-"""How long Snakemake takes to plan a large study: ``snakemake -n`` on a generated config of about 1,000 jobs,
-and the no-op rerun once every output exists.
+"""How long Snakemake takes to plan a large study: ``snakemake -n`` on generated configs, and the no-op rerun
+once every output exists.
 
-The config is the embedded default (``config/config.yaml``) with its data sets repeated under new seeds
-(each copy trains its own models) and its methods repeated under new names (``gradcam_2: {method: gradcam}``),
-so every (data set, model, method) item is a real job of the real Snakefile. The planning run starts from an
-empty work folder; then every output is created empty, ``snakemake --touch`` marks them as made (without
-computing them) and the no-op run must plan nothing. Outputs made this way carry no Snakemake metadata, so
-the no-op run skips the params/code comparisons it would read from a real run's metadata (one small record
-per output). Each timing is the median (and the minimum, the least disturbed by other load) of ``--repeats``
-runs, in wall seconds including Python start-up and the Snakefile's parse.
+Two kinds of study, each a real config of the real Snakefile:
 
-    .venv/bin/python benchmarks/dag.py [--dataset-copies 1] [--method-copies 4] [--repeats 3]
+- ``--sharded 1000 5000 20000`` (the default): an ImageNet-sized evaluation set (``--items``, 50,000) split into
+  shards, every method of the embedded default on four models (its three plus a second CNN), every method's
+  ``models`` list dropped. Each size sets the shard size so the study has about that many jobs. The data set's
+  store is faked by its item count alone (``results/<d>/data.zarr/item/zarr.json``, all the planning reads), so
+  the checkpoint that counts the shards is done and the dry run plans every shard.
+- ``--copies``: the embedded default with its data sets and methods repeated (``gradcam_2: {method: gradcam}``),
+  the earlier benchmark (about 1,150 jobs with ``--method-copies 4``).
 
-Writes ``benchmarks/results/<hostname>-<YYYY-MM-DD>-dag.json``.
+The planning run starts from a work folder holding the data only. Then every output the dry run listed is created
+empty (folders for stores) with one common modification time, and the no-op run must plan nothing. Outputs made
+this way carry no Snakemake metadata, so the no-op run skips the params/code comparisons it would read from a
+real run's metadata. Each timing is the median (and the minimum, the least disturbed by other load) of
+``--repeats`` runs, in wall seconds including Python start-up and the Snakefile's parse, with the CPU seconds
+(user + system) of the snakemake process beside it: on a shared machine the CPU seconds are the stable figure.
+
+    .venv/bin/python benchmarks/dag.py [--sharded 1000 5000 20000] [--repeats 3]
+    .venv/bin/python benchmarks/dag.py --copies [--dataset-copies 1] [--method-copies 4]
+
+Writes ``benchmarks/results/dag.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,11 +45,17 @@ from methods import write_results  # the benchmarks' shared results writer
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+#: the sharded study's evaluation set: ImageNet's validation split
+IMAGENET_VAL = 50_000
 
 
-def generated_config(dataset_copies: int, method_copies: int) -> dict:
+def _default() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def copies_config(dataset_copies: int, method_copies: int) -> dict:
     """The embedded default with its data sets and methods repeated ``*_copies`` times under new names."""
-    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    base = _default()
     config = {**base, "study": "dag_benchmark", "datasets": {}, "methods": {}}
     for copy in range(1, dataset_copies + 1):
         suffix = "" if copy == 1 else f"_{copy}"
@@ -55,31 +73,46 @@ def generated_config(dataset_copies: int, method_copies: int) -> dict:
     return config
 
 
-def run(workdir: Path, config: Path, *args: str) -> tuple[float, str]:
-    """Wall seconds and output of one snakemake call (local, no profile) that must succeed."""
+def sharded_config(shard_size: int, items: int) -> dict:
+    """One ``items``-item evaluation set in shards of ``shard_size``, every default method on four models."""
+    base = _default()
+    dataset = {**base["datasets"]["shapes"], "shard_size": shard_size}
+    # 32 px images: the planning check refuses a study larger than the whole disk, and 50,000 maps of 64 px for
+    # 150 (model, method) pairs would be; planning does not depend on the image size
+    dataset["params"] = {**dataset["params"], "n_eval": items, "image_size": 32}
+    from salbench.catalog import study_catalog  # the registry snapshot: a config may be ahead of it
+
+    known = set(study_catalog({})["methods"])
+    methods = {name: {k: v for k, v in (spec or {}).items() if k != "models"} for name, spec in base["methods"].items()
+               if (spec or {}).get("method", name) in known}
+    models = {**base["models"], "cnn_2": base["models"]["cnn"]}
+    config = {**base, "study": "dag_benchmark", "datasets": {"shapes": dataset}, "models": models, "methods": methods}
+    config.pop("layerwise", None)  # its label files name the default's models only
+    config["meta_evaluation"] = {**base["meta_evaluation"], "models": ["cnn"]}
+    return config
+
+
+def shard_size_for(jobs: int, items: int, pairs: int, per_pair: int, fixed: int, batch_size: int) -> int:
+    """The shard size (a multiple of ``batch_size``) giving about ``jobs`` jobs: a (model, method) pair has a
+    saliency and a score job per shard plus ``per_pair`` others; ``fixed`` jobs do not depend on the pairs."""
+    shards = max(1, round((jobs - fixed - pairs * per_pair) / (2 * pairs)))
+    return max(batch_size, -(-items // shards // batch_size) * batch_size)
+
+
+def run(workdir: Path, config: Path, *args: str, quiet: bool = True) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system of the process and its children) and output of one snakemake call
+    (local, no profile) that must succeed."""
     cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-           "--cores", "1", "--workflow-profile", "none", "--quiet", "rules", *args]
+           "--cores", "1", "--workflow-profile", "none", *(["--quiet", "rules"] if quiet else []), *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SALBENCH_WORKER": "off"})
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-    return seconds, result.stdout + result.stderr
-
-
-def make_outputs(workdir: Path, config: Path) -> int:
-    """Create every output the study would make, empty (folders for stores and data sets, files otherwise),
-    so that ``--touch`` can mark them as made; returns how many."""
-    _, summary = run(workdir, config, "--summary")
-    paths = [line.split("\t")[0] for line in summary.splitlines()[1:] if "\t" in line]
-    for rel in paths:
-        path = workdir / rel
-        if path.suffix in ("", ".zarr"):  # directory() outputs: zarr stores and resources/datasets/<name>
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-    return len(paths)
+    return seconds, cpu, result.stdout + result.stderr
 
 
 def planned_total(output: str) -> int:
@@ -88,43 +121,140 @@ def planned_total(output: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset-copies", type=int, default=1, help="copies of the default's data sets")
-    parser.add_argument("--method-copies", type=int, default=4,
-                        help="copies of the default's methods (4: about 1,150 jobs with the default config)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each kind (median reported)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
-    config = generated_config(args.dataset_copies, args.method_copies)
+def planned_counts(output: str) -> dict[str, int]:
+    """The dry run's job table: rule -> jobs."""
+    table = output.split("Job stats:", 1)[-1].split("\n\n", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def _make(path: Path, folder: bool, stamp: int) -> None:
+    if folder:
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    os.utime(path, (stamp, stamp))
+
+
+def fake_data(workdir: Path, dataset: str, items: int) -> None:
+    """A fetched data set and a data store that says it holds ``items`` items (what planning reads of it)."""
+    stamp = int(time.time())
+    _make(workdir / "resources" / "datasets" / dataset, folder=True, stamp=stamp)
+    meta = workdir / "results" / dataset / "data.zarr" / "item" / "zarr.json"
+    _make(meta, folder=False, stamp=stamp)
+    meta.write_text(json.dumps({"shape": [items], "zarr_format": 3, "node_type": "array"}))
+    for path in (meta, meta.parent, meta.parent.parent):
+        os.utime(path, (stamp, stamp))
+
+
+def make_outputs(workdir: Path, plan: str) -> int:
+    """Create every output a (non-quiet) dry run listed, empty, all with the current time as their modification time
+    (no output is older than its inputs, the workflow's own files such as docs/fidelity.md included); returns how
+    many."""
+    stamp = int(time.time())
+    outputs: set[str] = set()
+    for line in plan.splitlines():
+        if line.startswith("    output: "):
+            outputs.update(p.strip() for p in line[len("    output: "):].split(","))
+    for rel in sorted(outputs):
+        path = workdir / rel
+        if not path.exists():
+            _make(path, folder=path.suffix in ("", ".zarr"), stamp=stamp)  # directory() outputs: stores, folders
+    for rel in sorted(outputs, key=lambda p: -p.count("/")):  # parents after children: creating one bumps it
+        os.utime(workdir / rel, (stamp, stamp))
+    return len(outputs)
+
+
+def _stats(values: list[float]) -> dict[str, float | list[float]]:
+    return {"median": statistics.median(values), "min": min(values), "runs": values}
+
+
+def measure(config: dict, repeats: int, prepare=None) -> dict:
+    """Plan and no-op rerun timings of one generated study."""
     with tempfile.TemporaryDirectory(prefix="salbench-dag-") as tmp:
         workdir = Path(tmp)
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        plans = [run(workdir, config_path, "-n") for _ in range(args.repeats)]
-        jobs = planned_total(plans[0][1])
-        make_outputs(workdir, config_path)
-        touch_s, _ = run(workdir, config_path, "--touch")
-        noops = [run(workdir, config_path, "-n") for _ in range(args.repeats)]
-        leftover = planned_total(noops[0][1])
-        if leftover:
-            raise RuntimeError(f"the rerun after --touch still plans {leftover} jobs")
-    plan_s = statistics.median(s for s, _ in plans)
-    noop_s = statistics.median(s for s, _ in noops)
-    print(f"{jobs} jobs ({len(config['datasets'])} data sets, {len(config['models'])} models, "
-          f"{len(config['methods'])} methods): plan {plan_s:.1f} s (min {min(s for s, _ in plans):.1f}), "
-          f"no-op rerun {noop_s:.1f} s (min {min(s for s, _ in noops):.1f}), touch {touch_s:.1f} s")
-    payload = {
-        "snakemake": version("snakemake"), "repeats": args.repeats,
-        "datasets": len(config["datasets"]), "models": len(config["models"]), "methods": len(config["methods"]),
-        "jobs": jobs, "plan_s": plan_s, "noop_rerun_s": noop_s, "touch_s": touch_s,
-        "plan_min_s": min(s for s, _ in plans), "noop_rerun_min_s": min(s for s, _ in noops),
-        "plan_runs_s": [s for s, _ in plans], "noop_runs_s": [s for s, _ in noops],
-        "note": "wall seconds of `snakemake -n` on an empty work folder (plan) and after every output was "
-                "created empty and marked as made by `--touch` (no-op rerun; no metadata, so params/code "
-                "comparisons are skipped); each includes Python start-up and the Snakefile's parse",
-    }
-    write_results(args.out, "dag", payload)
+        if prepare is not None:
+            prepare(workdir)
+        plans = [run(workdir, config_path, "-n") for _ in range(repeats)]
+        counts = planned_counts(plans[0][2])
+        _, _, listing = run(workdir, config_path, "-n", quiet=False)
+        outputs = make_outputs(workdir, listing)
+        noops = [run(workdir, config_path, "-n") for _ in range(repeats)]
+        leftover = planned_counts(noops[0][2])
+        if leftover:  # a workflow file edited meanwhile (docs/fidelity.md reruns the report): recorded, not hidden
+            print(f"warning: the no-op rerun planned {leftover}", file=sys.stderr)
+    return {"jobs": sum(counts.values()), "jobs_by_rule": counts, "outputs": outputs, "noop_planned": leftover,
+            "plan_s": _stats([s for s, _, _ in plans]), "plan_cpu_s": _stats([c for _, c, _ in plans]),
+            "noop_rerun_s": _stats([s for s, _, _ in noops]), "noop_rerun_cpu_s": _stats([c for _, c, _ in noops])}
+
+
+def one_shard_plan(items: int) -> str:
+    """The dry run of the sharded study in a single shard."""
+    config = sharded_config(-(-items // _default()["batch_size"]) * _default()["batch_size"], items)
+    with tempfile.TemporaryDirectory(prefix="salbench-dag-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        fake_data(workdir, "shapes", items)
+        return run(workdir, workdir / "config.yaml", "-n")[2]
+
+
+def growth(rows: list[dict], key: str) -> float | None:
+    """The exponent b of ``seconds ~ jobs ** b`` between the smallest and the largest study."""
+    import math
+
+    if len(rows) < 2:
+        return None
+    small, large = rows[0], rows[-1]
+    return math.log(large[key]["median"] / small[key]["median"]) / math.log(large["jobs"] / small["jobs"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sharded", type=int, nargs="+", default=[1000, 5000, 20000],
+                        help="approximate job counts of the sharded studies")
+    parser.add_argument("--items", type=int, default=IMAGENET_VAL, help="items of the sharded evaluation set")
+    parser.add_argument("--copies", action="store_true", help="the copied-default study instead")
+    parser.add_argument("--dataset-copies", type=int, default=1, help="copies of the default's data sets")
+    parser.add_argument("--method-copies", type=int, default=4, help="copies of the default's methods")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each kind (median reported)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    payload = {"snakemake": version("snakemake"), "repeats": args.repeats, "cores": os.cpu_count(),
+               "load_average_at_start": load}
+    if args.copies:
+        config = copies_config(args.dataset_copies, args.method_copies)
+        row = measure(config, args.repeats)
+        payload.update(kind="copies", datasets=len(config["datasets"]), models=len(config["models"]),
+                       methods=len(config["methods"]), **row)
+        print(f"{row['jobs']} jobs: plan {row['plan_s']['median']:.1f} s, no-op {row['noop_rerun_s']['median']:.1f} s")
+        write_results(args.out, "dag", payload)
+        return
+    rows = []
+    one = planned_counts(one_shard_plan(args.items))  # the jobs that do not scale with the shards
+    pairs = one["saliency_shard"]
+    per_pair = sum(n for rule, n in one.items() if rule not in ("saliency_shard", "score_shard")) // pairs
+    fixed = sum(one.values()) - 2 * pairs - per_pair * pairs
+    for target in args.sharded:
+        size = shard_size_for(target, args.items, pairs, per_pair, fixed, _default()["batch_size"])
+        row = measure(sharded_config(size, args.items), args.repeats, lambda w: fake_data(w, "shapes", args.items))
+        row.update(target_jobs=target, shard_size=size, shards=-(-args.items // size), pairs=pairs,
+                   load_average_after=os.getloadavg())
+        rows.append(row)
+        print(f"{row['jobs']} jobs ({row['shards']} shards of {size} x {pairs} (model, method) pairs): "
+              f"plan {row['plan_s']['median']:.1f} s wall / {row['plan_cpu_s']['median']:.1f} s CPU, no-op rerun "
+              f"{row['noop_rerun_s']['median']:.1f} s wall / {row['noop_rerun_cpu_s']['median']:.1f} s CPU", flush=True)
+    payload.update(kind="sharded", items=args.items, studies=rows,
+                   growth_exponent={key: growth(rows, key) for key in ("plan_s", "noop_rerun_s", "plan_cpu_s")},
+                   note="wall and CPU seconds of `snakemake -n` on a work folder with the data only (plan) and after "
+                        "every output was created empty at one modification time (no-op rerun; no metadata, so "
+                        "params/code comparisons are skipped); each includes Python start-up and the Snakefile's "
+                        "parse; growth_exponent b: seconds ~ jobs ** b from the smallest to the largest study")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "dag.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), **payload}, indent=1))
+    print(f"wrote {args.out / 'dag.json'}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,16 @@ def test_same_seed_gives_identical_weights(tiny):
     assert not torch.equal(other.net.fc.weight, first.net.fc.weight)
 
 
+def test_the_thread_count_is_recorded_because_the_weights_depend_on_it(tiny):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workflow's training jobs run with one thread (workflow/rules/models.smk)
+    try:
+        _, metrics = _train(tiny)
+    finally:
+        torch.set_num_threads(threads)
+    assert metrics["torch_threads"] == 1
+
+
 def test_loss_falls_and_training_accuracy_beats_chance(tiny):
     _, metrics = _train(tiny, epochs=12, augment=False)
     assert metrics["train_loss"][-1] < 0.6 * metrics["train_loss"][0]
@@ -96,10 +106,12 @@ def test_random_dihedral_draws_each_symmetry_of_the_square():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["small_cnn", "small_resnet"])
-def test_default_training_reaches_the_target_accuracy(arch):
-    """The embedded default's recipe (its data set and training settings) gives >= 90% validation accuracy."""
-    assert trained_default(arch).metrics["final_val_accuracy"] >= 0.9
+def test_default_training_reaches_the_target_accuracy():
+    """The embedded default's CNN recipe (its data set and training settings) gives >= 90% validation accuracy.
+    (The CNN is trained once for the session's tests on trained models; the ResNet's, CoDA-Net's and ViT's
+    recipes, about 3 CPU-minutes each, are left to the demo, which records each model's accuracies in
+    ``results/shapes/models/<model>.train.json``.)"""
+    assert trained_default("small_cnn").metrics["final_val_accuracy"] >= 0.9
 
 
 # The CoDA-Net recipe options (Böhle et al. 2021): loss, optimizer, schedule, augmentation

@@ -293,6 +293,7 @@ def train_classifier(
         "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
         "augment": augment, "permute_labels": permute_labels, "n_train": len(x_train), "n_val": len(x_val),
         "device": str(device), "loss": loss, "optimizer": optimizer, "schedule": schedule,
+        "torch_threads": torch.get_num_threads(),  # the weights depend on it (the workflow fixes it to 1)
         **({"lr_step": lr_step, "lr_decay": lr_decay} if schedule == "step" else {}),
         "augmentation": augmentation, **({"crop_padding": crop_padding} if augmentation == "flip_crop" else {}),
     }

@@ -7,8 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from salbench.store import CHECKSUM_ATTR, open_store
@@ -43,40 +43,66 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-# Attributes that say how and where a job ran, not what it computed: timings (`seconds`, `*_s`, `*_seconds`),
-# provenance, and a gathered store's shards (their ranges, timings and provenance). A checkpoint keeps no
-# timing (that is in its .train.json), so its file and its sha256 are the same in every run.
-RUN_ATTRS = {"provenance", "shards"}
+def without_sections(jobs: dict[str, int]) -> dict[str, int]:
+    """Planned jobs without the report sections' rules (``section_<name>``; their rerun scope is tested in
+    tests/workflow/test_report_sections.py)."""
+    return {rule: n for rule, n in jobs.items() if not rule.startswith("section_")}
 
 
-def _computed(attrs: dict) -> dict:
-    return {k: v for k, v in attrs.items()
-            if k not in RUN_ATTRS and k != "seconds" and not k.endswith(("_s", "_seconds"))}
+# Attributes that say where a job ran, not what it computed: the provenance and a gathered store's shards (their
+# ranges, timings and provenance). A checkpoint keeps no timing (that is in its .train.json), so its file and its
+# sha256 are the same in every run. Timings are never compared (:func:`is_timing`).
+RUN_ATTRS = frozenset({"provenance", "shards"})
+#: text quoting timings: the method cards' speed line ("0.0043 s per item on ...: 1.4x the study's median method")
+TIMING_TEXT = re.compile(r"\d[\d.e+-]* s per item|\d[\d.]*x the study's median method")
 
 
-def assert_same_results(expected: Path, actual: Path, relative: list[str]) -> None:
-    """Each path (relative to the two work folders) holds the same results: zarr stores with equal content
-    checksums, bitwise-equal variables and equal attrs (run times and provenance aside), parquet tables
-    equal exactly, CSV tables equal as text, checkpoints equal byte for byte, JSON records equal (run times and
-    provenance aside)."""
+def is_timing(name: object) -> bool:
+    """A key or column that says how long something took (``seconds``, ``*_s``, ``*_seconds``, ``seconds_per_item``)."""
+    return isinstance(name, str) and (name.endswith("_s") or "seconds" in name)
+
+
+def computed(value: Any, ignored: frozenset[str] = RUN_ATTRS) -> Any:
+    """``value`` (attrs, a JSON record, a table cell) without timings and without the keys ``ignored`` (any depth)."""
+    if isinstance(value, dict):
+        return {k: computed(v, ignored) for k, v in value.items() if not is_timing(k) and k not in ignored}
+    if isinstance(value, list):
+        return [computed(v, ignored) for v in value]
+    return TIMING_TEXT.sub("<timing>", value) if isinstance(value, str) else value
+
+
+def _table(path: Path) -> pd.DataFrame:
+    """A parquet or CSV table without its timing columns and with timing text masked."""
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = table.drop(columns=[c for c in table.columns if is_timing(c)])
+    return table.apply(lambda column: column.map(computed) if column.dtype == object
+                       or pd.api.types.is_string_dtype(column) else column)
+
+
+def assert_same_results(expected: Path, actual: Path, relative: list[str],
+                        ignored: frozenset[str] = RUN_ATTRS) -> None:
+    """Each path (relative to the two work folders) holds the same result: zarr variables byte for byte (dtype,
+    shape, coordinates too) with equal content checksums and attrs, parquet and CSV tables exactly, checkpoints
+    byte for byte, JSON records equal; timings and the keys ``ignored`` aside."""
     for rel in relative:
         a, b = expected / rel, actual / rel
         assert b.exists(), f"{rel} missing"
         if rel.endswith(".zarr"):
             left, right = open_store(a), open_store(b)
             assert left.attrs[CHECKSUM_ATTR] == right.attrs[CHECKSUM_ATTR], rel
+            assert sorted(left.variables) == sorted(right.variables), rel
             for name in left.variables:
-                assert left[name].values.tobytes() == right[name].values.tobytes() or (
-                    left[name].dtype.kind == "O" and list(left[name].values) == list(right[name].values)), (rel, name)
-            assert _computed(left.attrs) == _computed(right.attrs), rel
-        elif rel.endswith(".parquet"):
-            pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b), check_exact=True, obj=rel)
+                x, y = left[name].values, right[name].values
+                assert x.dtype == y.dtype and x.shape == y.shape, (rel, name)
+                same = list(x.ravel()) == list(y.ravel()) if x.dtype.kind == "O" else x.tobytes() == y.tobytes()
+                assert same, (rel, name)
+            assert computed(dict(left.attrs), ignored) == computed(dict(right.attrs), ignored), rel
+        elif rel.endswith((".parquet", ".csv")):
+            pd.testing.assert_frame_equal(_table(a), _table(b), check_exact=True, obj=rel)
         elif rel.endswith(".pt"):
             assert a.read_bytes() == b.read_bytes(), rel
-        elif rel.endswith(".csv"):
-            assert a.read_text() == b.read_text(), rel
         elif rel.endswith(".json"):
-            assert _computed(json.loads(a.read_text())) == _computed(json.loads(b.read_text())), rel
+            assert computed(json.loads(a.read_text()), ignored) == computed(json.loads(b.read_text()), ignored), rel
         else:
             raise ValueError(f"no comparison for {rel}")
 

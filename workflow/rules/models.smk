@@ -13,9 +13,13 @@ rule train_model:
     wildcard_constraints:
         dataset=_alternatives(TRAIN_DATASETS),
         model=_alternatives(TRAINED_MODELS),
-    threads: 2
-    # models first: every other job waits on them, and a 2-thread job queued behind 1-thread jobs waits for two
-    # cores to come free at once (the demo's CoDA-Net started after 43 of its 50 minutes without this)
+    # One thread: the weights depend on torch's thread count (a 2-thread run differs from a 1-thread one by up to
+    # 5e-3 after one epoch), so a fixed 1 gives the same checkpoint whatever --cores scales threads down to. On 2
+    # cores two training jobs side by side also beat one 2-thread job at a time: the demo's small nets used 1.09-1.43
+    # cores with 2 threads (CPU / wall seconds of its CoDA-Net, ResNet, CNN), and the other models' saliency jobs
+    # run beside the CoDA-Net's training, the longest (issue 30).
+    threads: 1
+    # models first: every other job waits on them
     priority: 10
     params:
         source=dataset_source,
@@ -44,8 +48,8 @@ rule train_permuted_model:
     wildcard_constraints:
         dataset=_alternatives(TRAIN_DATASETS),
         model=_alternatives([m for m in MODELS if config["models"][m]["arch"] != USER_ARCH]),  # registered archs
-    threads: 2
-    priority: 10  # as train_model
+    threads: 1  # as train_model
+    priority: 5  # after the models (only the data randomisation check reads it)
     params:
         source=dataset_source,
         spec=dataset_params,
