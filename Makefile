@@ -11,11 +11,16 @@ CORES ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	# lxt (AttnLRP's reference, for the parity test only): its own requirements (bitsandbytes, open_clip_torch,
+	# transformers<5) are neither needed by its vision rules nor installable beside sentence-transformers
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps lxt==2.1
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 demo: setup
+	@echo "The report will be $(CURDIR)/reports/demo/index.html; jobs done and time left, from another terminal:"
+	@echo "  $(BIN)/salbench progress --watch 30"
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "Report: $(CURDIR)/reports/demo/index.html"
 

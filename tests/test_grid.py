@@ -336,13 +336,15 @@ def test_allow_empty_records_why_and_scores_nothing(tmp_path):
     assert table.empty and set(SCORE_COLUMNS) <= set(table.columns)
 
 
-@pytest.mark.slow  # renders the whole report (figures): ~20 s on a free core
+@pytest.mark.slow  # draws the leaderboard section (figures): ~20 s on a free core
 def test_report_leaderboard_shows_grid_localisation_with_intervals(tmp_path):
-    """Grid tables go to the report beside the score tables; the metric info comes from the grid section."""
+    """Grid tables go to the leaderboard beside the score tables; the metric info comes from the grid section."""
+    from report.conftest import REGISTERED_METRICS
     from report.synthetic import make_study
 
     from salbench.grid import cell_ids
-    from salbench.report import build_report
+    from salbench.report.assemble import render_page, run_sections
+    from salbench.store import read_table
 
     study = make_study(tmp_path)
     images, targets = colour_items()
@@ -357,10 +359,11 @@ def test_report_leaderboard_shows_grid_localisation_with_intervals(tmp_path):
                                       "item": cell_ids(range(len(values)), 2), "target": grids.targets.ravel(),
                                       "metric": settings.metric, "value": values.ravel()}), path)
             files.append(path)
-    kwargs = study.kwargs
-    html = build_report(**{**kwargs, "score_files": [*kwargs["score_files"], *files],
-                           "metric_info": {**kwargs["metric_info"], **settings.metric_info()}}).read_text()
-    summary = pd.read_parquet(tmp_path / "tables" / "summary.parquet").set_index(["model", "method", "metric"])
+    config = {**study.kwargs["config"], "metrics": REGISTERED_METRICS, "grid": {"n": 2, "n_grids": 6, "seed": 0}}
+    folders = run_sections("synthetic", config, {"scores": study.kwargs["score_files"], "grids": files},
+                           tmp_path / "sections", names=["leaderboard"])
+    html = render_page("synthetic", folders, tmp_path / "report", config).read_text()
+    summary = read_table(folders["leaderboard"] / "table.parquet").set_index(["model", "method", "metric"])
     for model in ("cnn_a", "cnn_b"):
         hit = summary.loc[(model, "gradient", "grid_localisation_2x2")]
         chance = summary.loc[(model, "random", "grid_localisation_2x2")]

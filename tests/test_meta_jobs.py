@@ -48,12 +48,14 @@ def test_meta_table_has_a_row_per_metric_and_kind(study):
     assert table.loc[table["metric"] == "deletion", "higher_is_better"].eq(False).all()
 
 
-def test_the_report_section_renders_the_jobs_tables(study):
-    from salbench.report.html import fmt
-    from salbench.report.meta import load_section, render
+def test_the_report_section_renders_the_jobs_tables(study, tmp_path):
+    from report.sections.section_helpers import render, run
 
-    html = render(load_section([study / "meta.parquet", study / "resilience.parquet"]), fmt)
-    assert html.count("<tr><td><code>") == len(METRICS) * 2 + 3 * 2  # metric x kind rows, then method rows per grid
+    config = {"study": "t", "methods": {m: {"method": m} for m in METHODS}}
+    _, context = run("metric_trust", tmp_path, config, {"meta": [study / "meta.parquet", study / "resilience.parquet"]})
+    html = render("metric_trust", context, config)
+    assert html.count("<tr><td><code>") == len(METRICS) * 2  # a row per metric and kind
+    assert html.count('<tr><td><a class="method"') == 3 * 2  # a row per method and grid (deletion, pointing game)
     assert "Ranks over the settings of <code>deletion</code> (4 settings" in html
 
 

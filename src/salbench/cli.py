@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .config import ConfigError, load_config  # noqa: E402
 
-LIST_KINDS = ("methods", "models", "datasets", "metrics", "checks")
+LIST_KINDS = ("methods", "models", "datasets", "metrics", "checks", "sections")
 #: what to run when a job meets a damaged input (a StoreError)
 REDO_HINT = ("`salbench verify --remove` removes every damaged result under results/; then run the same snakemake "
              "command again to redo them")
@@ -61,6 +61,10 @@ def cmd_list(args: argparse.Namespace) -> None:
 
         CHECKS.load_installed_plugins()
         rows = describe_checks()
+    elif args.kind == "sections":  # in page order, each with what it reads
+        from .report.sections import describe_sections
+
+        rows = describe_sections()
     else:
         from .catalog import configured_plugins
         from .data import DATASETS
@@ -242,24 +246,25 @@ def cmd_labels(args: argparse.Namespace) -> None:
           f"{summary['synonyms']} characteristics, {summary['merged_groups']} merged cluster maps -> {args.out}")
 
 
-def cmd_report(args: argparse.Namespace) -> None:
-    from .grid import GridSettings
-    from .jobs import metric_info
-    from .report import build_report
+def cmd_section(args: argparse.Namespace) -> None:
+    from .report.sections import INPUT_GROUPS, SectionContext, run_section
 
     config = load_config(args.config) if args.config else args.config_json
-    data_stores = dict(item.split("=", 1) for item in args.data)
-    info = {**metric_info(config["metrics"]), **GridSettings.from_config(config.get("grid")).metric_info()}
-    path = build_report(study=config["study"], config=config, score_files=args.scores, map_stores=args.maps,
-                        data_stores={k: Path(v) for k, v in data_stores.items()}, out_dir=args.html.parent,
-                        tables_dir=args.summary.parent, metric_info=info,
-                        sanity_files=args.sanity, cascade_stores=args.cascades, claims_file=args.claims,
-                        curve_files=args.curves, grid_map_stores=args.grid_maps, fidelity_file=args.fidelity,
-                        meta_tables=args.meta,
-                        layerwise_stores=args.layerwise_clusters, layerwise_labels=args.layerwise_labels,
-                        checkpoints={tuple(pair.split("/", 1)): Path(path)
-                                     for pair, path in (item.split("=", 1) for item in args.checkpoints)})
-    print(f"report written to {path}")
+    unknown = sorted({group for group, *_ in args.inputs} - set(INPUT_GROUPS))
+    if unknown:
+        raise ConfigError(f"--in: unknown input groups {', '.join(unknown)}; allowed: {', '.join(INPUT_GROUPS)}")
+    ctx = SectionContext(study=config["study"], config=config,
+                         inputs={group: [Path(p) for p in paths] for group, *paths in args.inputs}, out=args.out,
+                         needed={name: Path(path) for name, path in (item.split("=", 1) for item in args.needs)})
+    print(f"section {args.name} written to {run_section(args.name, ctx, table=args.table)}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report.assemble import render_page
+
+    config = load_config(args.config) if args.config else args.config_json
+    folders = {name: Path(path) for name, path in (item.split("=", 1) for item in args.sections)}
+    print(f"report written to {render_page(config['study'], folders, args.html.parent, config)}")
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -489,32 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, nargs="+", required=True, help="label files (JSON) saved by the page")
     p.add_argument("--out", type=Path, required=True, help="folder of the tables")
 
-    p = add("report", cmd_report, "aggregate scores and render reports/{study}/index.html")
+    p = add("section", cmd_section, "run one report section (salbench list sections): its tables, figures and "
+                                    "template context in a folder, results/sections/{study}/NAME")
+    p.add_argument("name", help="registered section name")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", type=Path, help="study config YAML")
-    src.add_argument("--config-json", type=_json, help="validated study config as JSON")
-    p.add_argument("--scores", type=Path, nargs="+", required=True)
-    p.add_argument("--curves", type=Path, nargs="*", default=[],
-                   help="curves tables of the score jobs (deletion/insertion curves section)")
-    p.add_argument("--maps", type=Path, nargs="+", required=True)
-    p.add_argument("--data", nargs="+", required=True, help="NAME=PATH data stores")
-    p.add_argument("--html", type=Path, required=True, help="reports/{study}/index.html; figures go beside it")
-    p.add_argument("--summary", type=Path, required=True, help="results/tables/{study}/summary.csv; other tables beside it")
-    p.add_argument("--sanity", type=Path, nargs="*", default=[], help="sanity-check tables (parquet)")
-    p.add_argument("--cascades", type=Path, nargs="*", default=[], help="cascade map stores of the sanity checks")
-    p.add_argument("--grid-maps", type=Path, nargs="*", default=[],
-                   help="maps stores the grid localisation jobs kept (grid examples section)")
-    p.add_argument("--claims", type=Path, help="published claims to check (config/claims.yaml)")
-    p.add_argument("--fidelity", type=Path,
-                   help="docs/fidelity.md: each seed method's reference code and its differences (methods section)")
-    p.add_argument("--meta", type=Path, nargs="*", default=[],
-                   help="tables of the meta-evaluation jobs (how far to trust each metric section)")
-    p.add_argument("--layerwise-clusters", type=Path, nargs="*", default=[],
-                   help="cluster stores of the layer-wise section (clusters.zarr)")
-    p.add_argument("--layerwise-labels", type=Path, help="folder written by `salbench labels`")
-    p.add_argument("--checkpoints", nargs="*", default=[],
-                   help="DATASET/MODEL=PATH model checkpoints: library variants (method@library) are re-run on a few "
-                        "items there to measure why they disagree with ours")
+    src.add_argument("--config-json", type=_json, help="the study's config (or the section's keys of it) as JSON")
+    p.add_argument("--in", dest="inputs", nargs="+", action="append", default=[], metavar=("GROUP", "PATH"),
+                   help="an input group and its files (repeat per group; salbench.report.sections.INPUT_GROUPS)")
+    p.add_argument("--needs", nargs="*", default=[], help="NAME=FOLDER of each section this one reads")
+    p.add_argument("--out", type=Path, required=True, help="the section's folder (results/sections/{study}/NAME)")
+    p.add_argument("--table", type=Path, help="a copy of its main table (results/tables/{study}/NAME.parquet)")
+
+    p = add("report", cmd_report, "assemble reports/{study}/index.html (and a page per method) from section folders")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", type=Path, help="study config YAML")
+    src.add_argument("--config-json", type=_json, help="the study's config (its study and methods) as JSON")
+    p.add_argument("--sections", nargs="+", required=True, help="NAME=FOLDER of each section to show")
+    p.add_argument("--html", type=Path, required=True, help="reports/{study}/index.html; figures and tables beside it")
 
     p = add("verify", cmd_verify,
             "check every zarr store and parquet table under the results folder against the checksums it recorded "
@@ -534,7 +531,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tables", type=Path, required=True, help="the tables folder (results/tables/{study})")
     p.add_argument("--version", help="archive version (default: the config's report.version)")
     p.add_argument("--out", type=Path, help="archive path (default: reports/{study}-{version}.tar.gz)")
+
+    p = add("progress", cmd_progress, "a running workflow's jobs done, estimated time left and where the report "
+                                      "will be (read from its newest .snakemake log)")
+    p.add_argument("--workdir", type=Path, default=Path("."), help="the run's work folder (default: here)")
+    p.add_argument("--log", type=Path, help="a Snakemake log (default: the work folder's newest)")
+    p.add_argument("--config", type=Path, help="the run's config file (default: config/config.yaml in the work folder)")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="print again every SECONDS until the run ends")
     return parser
+
+
+def cmd_progress(args: argparse.Namespace) -> None:
+    from .progress import main as progress
+
+    argv = ["--workdir", str(args.workdir)]
+    for flag, value in (("--log", args.log), ("--config", args.config), ("--watch", args.watch)):
+        if value is not None:
+            argv += [flag, str(value)]
+    code = progress(argv)
+    if code:
+        sys.exit(code)
 
 
 def _damaged_input(err: Exception) -> bool:

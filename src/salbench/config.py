@@ -18,23 +18,18 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
-from .params import ConfigError
+from .params import ConfigError, canonical_json  # noqa: F401 - canonical_json: the workflow's name
+from .snapshot import CATALOG_PATH, load_catalog  # noqa: F401 - the validator's and the CLI's names
 from .sources import source_closure, source_hash  # noqa: F401 - the rules' rerun triggers
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_PATH = SCHEMA_DIR / "config.schema.yaml"
-CATALOG_PATH = SCHEMA_DIR / "catalog.json"
 SRC_DIR = Path(__file__).resolve().parent
 
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
-@lru_cache(maxsize=1)
-def load_catalog() -> dict[str, dict[str, dict[str, Any]]]:
-    return json.loads(CATALOG_PATH.read_text())
 
 
 def read_config_file(path: str | Path) -> Any:
@@ -437,8 +432,3 @@ def _check_references(config: dict[str, Any]) -> None:
 def training_dataset(config: dict[str, Any], dataset: str) -> str:
     """The data set whose models ``dataset`` is evaluated with (itself unless ``models_from``)."""
     return config["datasets"][dataset].get("models_from", dataset)
-
-
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON (sorted keys) for rule params and hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -11,8 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Mapping
 
-from .config import canonical_json
-from .params import ConfigError
+from .params import ConfigError, canonical_json
 
 #: the four components of the meta-consistency vector m, in the paper's order (torch-free, for the report too)
 COMPONENTS = ("IAC_NR", "IAC_AR", "IEC_NR", "IEC_AR")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping
 
 
@@ -30,3 +31,8 @@ def check_choice(kind: str, name: str, param: str, value: Any, allowed: tuple[st
     """Raise a :class:`ParamError` naming the entry and the allowed values when ``value`` is not one of them."""
     if value not in allowed:
         raise ParamError(f"{kind} {name!r}: {param}={value!r} is not one of {', '.join(allowed)}")
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys) for rule params and hashes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

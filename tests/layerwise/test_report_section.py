@@ -1,8 +1,8 @@
-"""The report's layer-wise section on synthetic stores and processed labels."""
+"""The report's layer-wise figures and characteristics on synthetic stores and processed labels (the section
+itself: tests/report/sections/test_layerwise.py)."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import numpy as np
@@ -10,7 +10,7 @@ import pandas as pd
 
 from salbench.layerwise.explain import run_labels
 from salbench.layerwise.labels import tokens
-from salbench.report.layerwise import NOT_RUN, section
+from salbench.report.layerwise import pair_parts
 
 from .label_fixtures import answer, label_doc, write_labels, write_stores
 
@@ -36,20 +36,23 @@ def test_section_draws_maps_and_trends(tmp_path):
                                                             else r for r in rows]))
     out = tmp_path / "labels"
     run_labels([clusters], [path], out, embed=_bag_of_words)
-    html = section([clusters], out, {"toy": data}, tmp_path / "report")
-    images = re.findall(r'src="([^"]+)"', html)
+    (part,) = pair_parts([clusters], out, {"toy": data}, tmp_path / "report")
+    images = [part["maps_png"], part["trends_png"]]
     assert images == ["figures/layerwise_maps_toy_net.png", "figures/layerwise_trends_toy_net.png"]
     assert all((tmp_path / "report" / name).stat().st_size > 0 for name in images)
     # per class, the characteristics by mean score over the three layers (0 where not given): "sharp" (the
     # representative of "sharp edge(s)") 0.9 and 0.8 at block1 -> [0.85, 0, 0]; "object" [0, 0, 1.0]; "hole"
     # [0, 0, 0.7]. The resigned answer (the only one for class 1, square) joins no class's labels
-    assert ("<td>circle</td><td>object (0.33, slope +0.50), sharp (0.28, slope -0.43), hole (0.23, slope +0.35)"
-            in html and "<td>square</td>" not in html)
+    (circle,) = part["top"]
+    assert circle["class"] == "circle" and [(c["synonym"], round(c["score"], 2), round(c["slope"], 2))
+                                            for c in circle["characteristics"]] == [
+        ("object", 0.33, 0.5), ("sharp", 0.28, -0.43), ("hole", 0.23, 0.35)]
     assert "0+1" in set(pd.read_parquet(out / "merged.parquet")["clusters"])
 
 
 def test_section_without_labels_or_stores(tmp_path):
     clusters, data = write_stores(tmp_path)
-    html = section([clusters], None, {"toy": data}, tmp_path / "report")
-    assert re.findall(r'src="([^"]+)"', html) == ["figures/layerwise_maps_toy_net.png"] and "no labels yet" in html
-    assert section([], None, {}, tmp_path / "report") == NOT_RUN
+    (part,) = pair_parts([clusters], None, {"toy": data}, tmp_path / "report")
+    assert (part["maps_png"], part["trends_png"], part["labelled"], part["top"]) == (
+        "figures/layerwise_maps_toy_net.png", None, False, [])
+    assert pair_parts([], None, {}, tmp_path / "report") == []

@@ -11,9 +11,9 @@ import pytest
 
 from salbench.jobs import saliency, score
 from salbench.methods import METHODS as REGISTRY
-from salbench.report import html
+from salbench.report.assemble import load_context, run_sections
 from salbench.report.tables import aggregate, load_scores, summarise
-from salbench.store import open_store, read_table
+from salbench.store import open_store, read_table, write_table
 
 from .helpers import METRICS
 
@@ -68,8 +68,8 @@ def test_nonfinite_maps_are_named_excluded_and_counted(study, reference, tmp_pat
         assert summary.loc[metric, "n_items"] + summary.loc[metric, "n_excluded"] == 3
         assert math.isfinite(summary.loc[metric, "ci_low"]) and math.isfinite(summary.loc[metric, "ci_high"])
 
-    cell = html._cell(next(summary.reset_index().itertuples()), None)
-    assert "(3 non-finite)" in cell and "3 non-finite" in cell
+    page = leaderboard_page(tmp_path / "report", [tmp_path / "gradient.parquet"])
+    assert page.count("(3 non-finite)") == len(SCORED) and "3 non-finite, " in page
 
 
 def test_a_metric_value_of_inf_is_counted_not_averaged():
@@ -80,9 +80,20 @@ def test_a_metric_value_of_inf_is_counted_not_averaged():
     assert (row["n_items"], row["n_excluded"], row["n_nonfinite"]) == (2, 1, 2)
 
 
-def test_all_items_nonfinite_gives_an_empty_cell_not_a_crash():
+def test_all_items_nonfinite_gives_an_empty_cell_not_a_crash(tmp_path):
     scores = pd.DataFrame({"dataset": "d", "model": "m", "method": "a", "item": list("ab"), "target": 0,
                            "metric": "deletion", "value": [np.nan, np.nan], "map_finite": False})
     row = summarise(scores, INFO, n_boot=100).iloc[0]
     assert math.isnan(row["value"]) and row["n_items"] == 0 and row["n_nonfinite"] == 2
-    assert "(2 non-finite)" in html._cell(next(summarise(scores, INFO, n_boot=100).itertuples()), None)
+    path = write_table(scores, tmp_path / "a.parquet")
+    assert "(2 non-finite)" in leaderboard_page(tmp_path / "report", [path], {"deletion": SCORED["deletion"]})
+
+
+def leaderboard_page(folder, score_files, metrics=SCORED) -> str:
+    """The leaderboard section's body, run and rendered as the report does, over ``score_files``."""
+    from report.sections.section_helpers import render
+
+    config = {"study": "t", "seed": 0, "report": {"bootstrap": 100}, "metrics": metrics,
+              "methods": {"gradient": {"method": "gradient"}, "a": {"method": "gradient"}}}
+    folders = run_sections("t", config, {"scores": list(score_files), "grids": []}, folder, names=["leaderboard"])
+    return render("leaderboard", load_context(folders["leaderboard"]), config)

@@ -48,7 +48,7 @@ claims:
 
 @dataclass(frozen=True)
 class Study:
-    """Paths and arguments of :func:`salbench.report.build_report` for the synthetic study."""
+    """Paths of the synthetic study's inputs (``score_files``, ``map_stores``, ...), its ``config`` and ``metric_info``."""
 
     kwargs: dict[str, Any]
 

@@ -12,7 +12,7 @@ import yaml
 
 from salbench.config import load_catalog, load_config
 from salbench.report import claims
-from salbench.report.ranks import resample_weights
+from salbench.stats import resample_weights
 from salbench.report.tables import aggregate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,23 +79,6 @@ def test_a_duplicated_id_is_an_error(tmp_path):
         claims.load_claims(path)
 
 
-def test_report_evaluates_the_synthetic_claims(built):
-    study, index = built
-    table = pd.read_csv(study.kwargs["tables_dir"] / "claims.csv").set_index("id")
-    value = table.loc["gradient-value"]
-    assert value["outcome"] == "reproduced" and value["ours"] == pytest.approx(0.5)  # hand-worked class mean
-    assert table.loc["gradient-value-off", "outcome"] == "not reproduced"
-    assert table.loc["voc-only", "outcome"] == "not run" and "voc07" in table.loc["voc-only", "note"]
-    assert table.loc["rise-verdict", "outcome"] == "not run" and "rise" in table.loc["rise-verdict", "note"]
-    compare = table.loc["gradcam-vs-gradient"]
-    assert set(compare["model"]) == {"cnn_a", "cnn_b"}
-    assert ((compare["ours"] > 0) == (compare["outcome"] == "reproduced")).all()
-    reference = table.loc["synthetic-reference-0"]  # the config's references, folded in as value claims
-    assert reference["model"] == "cnn_b" and reference["evidence"] == "config"
-    text = index.read_text()
-    assert 'id="claims"' in text and all(f'id="claim-{c}"' in text for c in table.index.unique())
-
-
 def test_paired_difference_matches_a_plain_resampling_loop():
     rng = np.random.default_rng(5)
     n = 30
@@ -146,3 +129,24 @@ def test_params_select_method_ids_by_resolved_params():
     assert claims.method_ids("integrated_gradients", config, {"baseline": "black"}, catalog) == ["ig"]
     assert claims.method_ids("integrated_gradients", config) == ["ig", "ig_uniform"]
     assert claims.method_ids("ig_uniform", config) == ["ig_uniform"]
+
+
+def test_a_median_value_claim_gets_the_shared_bootstrap_interval():
+    """The median and its interval come from salbench.stats (one resampling scheme for the whole report)."""
+    from salbench.stats import group_rng, statistic_interval
+
+    values = np.random.default_rng(3).random(40)
+    config = {"datasets": {"d": {"source": "shapes"}}, "models": {"m": {"arch": "small_cnn"}},
+              "methods": {"g": {"method": "gradient"}}, "metrics": {"pointing_game": {"metric": "pointing_game"}}}
+    scores = pd.DataFrame({"dataset": "d", "model": "m", "method": "g", "metric": "pointing_game",
+                           "item": [f"i{k}" for k in range(40)], "target": 0, "value": values})
+    summary = pd.DataFrame([{"dataset": "d", "model": "m", "method": "g", "metric": "pointing_game", "value": 0.5,
+                             "ci_low": 0.4, "ci_high": 0.6, "aggregate": "mean"}])
+    claim = claims.parse_claim({"id": "med", "kind": "value", "claim": "x", "metric": "pointing_game", "method": "g",
+                                "value": 0.5, "tolerance": 0.2, "statistic": "median", "source": {"paper": "p"}}, 0)
+    row = claims.evaluate([claim], claims.Tables(config=config, scores=scores, summary=summary,
+                                                 verdicts=pd.DataFrame(), metric_info={}, n_boot=300, seed=4)).iloc[0]
+    expected = statistic_interval(values, lambda drawn: np.median(drawn, axis=1), n_boot=300,
+                                  rng=group_rng(4, ("d", "m", "g", "pointing_game", "median")))
+    assert (row["ours"], row["ci_low"], row["ci_high"]) == pytest.approx(expected)
+    assert row["ours"] == pytest.approx(np.median(values)) and row["ci_low"] < row["ours"] < row["ci_high"]

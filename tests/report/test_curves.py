@@ -9,7 +9,7 @@ import pytest
 from salbench.report import curves
 from salbench.store import write_table
 
-from .synthetic import CURVE_STEPS, METHODS, METRIC_INFO, MODELS, N_ITEMS, curve_values
+from .synthetic import curve_values
 
 
 def _table(values: np.ndarray, method: str = "gradient", metric: str = "deletion") -> pd.DataFrame:
@@ -77,25 +77,20 @@ def test_figure_from_a_synthetic_curves_table_dashes_the_controls(tmp_path, cont
     assert ("stroke-dasharray" in svg) == bool(controls)
 
 
-def test_report_draws_the_curves_section(built):
-    study, index = built
-    text = index.read_text()
-    section = text[text.index('<h3 id="curves">'):text.index('<section id="examples">')]
-    for model in MODELS:
-        assert f'src="figures/curves_shapes_{model}.png"' in section
-        assert f'href="figures/curves_shapes_{model}.svg"' in section
-    assert "falls fast" in section and "rises fast" in section and "area under" in section
-    assert "Not drawn" not in text
-    table = pd.read_csv(study.kwargs["tables_dir"] / "curves.csv")
-    assert set(table["metric"]) == {"deletion_auc"} and set(table["model"]) == set(MODELS)
-    assert len(table) == CURVE_STEPS * (2 * len(METHODS) - 1)  # the last model's control wrote an empty table
-    row = table[(table["model"] == MODELS[0]) & (table["method"] == "gradcam")].sort_values("step")
-    np.testing.assert_allclose(row["mean"], curve_values("gradcam", N_ITEMS).mean(axis=0))
-    assert (row["n_items"] == N_ITEMS).all() and (row["ci_low"] <= row["mean"]).all()
-    assert set(METRIC_INFO) >= set(table["metric"])
+def test_method_groups_pack_whole_families_into_panels():
+    families = {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "c2": "C", "c3": "C", "ctl": "controls"}
+    methods = list(families)
+    assert curves.method_groups(methods, {"ctl"}, families, size=3) == [["a1", "a2", "b1"], ["c1", "c2", "c3"]]
+    assert curves.method_groups(methods, {"ctl"}, families, size=2) == [["a1", "a2"], ["b1"], ["c1", "c2"], ["c3"]]
+    assert curves.method_groups(["x", "y"], set(), {}, size=1) == [["x"], ["y"]]  # no family: one each
 
 
-def test_section_without_curves_says_so():
-    html = curves.render(curves.CurvesSection())
-    assert '<h3 id="curves">' in html and "scores no curve metric" in html and "<img" not in html
-    assert curves.render(None) == html
+def test_static_figure_draws_a_row_per_group_with_the_controls_in_each(tmp_path):
+    families = {f"{f}{k}": f.upper() for f in "ab" for k in range(5)}  # two families of five: no panel holds both
+    names = [*families, "random"]
+    table = pd.concat([_table(curve_values("gradient", 4), method=m) for m in names], ignore_index=True)
+    summary = curves.curve_summary(table, n_boot=50, seed=0)
+    written = curves.curves_figure(summary, ["deletion"], names, {"random"}, {}, "t", tmp_path / "c.png", families)
+    svg = written[1].read_text()
+    assert svg.count("random (control)") == 2  # the control's legend entry in both rows
+    assert all(svg.count(f">{m}<") == 1 for m in families)  # each method in one row only

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from salbench.report.fidelity import COLUMNS, read_fidelity, render
+from salbench.report.fidelity import COLUMNS, read_fidelity, segments, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 #: seed methods (registered names) and the words that name the seed steps without a method of their own
@@ -35,25 +35,14 @@ def test_a_row_with_missing_cells_names_the_file_and_row(tmp_path):
         read_fidelity(path)
 
 
-def test_cells_are_escaped_and_methods_not_run_are_greyed(tmp_path):
+def test_inline_code_becomes_segments_and_methods_not_run_are_greyed(tmp_path):
     path = tmp_path / "f.md"
     path.write_text("| method | reference | difference | why | effect on the numbers |\n|---|---|---|---|---|\n"
-                    "| `gradcam` | `x/y.py` | <b>bold</b> | w | e |\n| `rap` | r | d | w | e |\n")
-    html = render(read_fidelity(path), ["gradcam", "gradient"])
-    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>" not in html and "<code>x/y.py</code>" in html
-    rows = re.findall(r"<tr[^>]*>.*?</tr>", html, flags=re.S)[1:]
-    assert ['class="weak"' in r for r in rows] == [False, True]
-    assert "No fidelity table was given" in render(None, ["gradcam"])
-
-
-def test_the_report_shows_the_methods_section(built):
-    _, index = built
-    text = index.read_text()
-    section = text[text.index('<section id="fidelity">'):]
-    section = section[:section.index("</section>")]
-    assert "<code>wjNam/Relative_Attributing_Propagation</code>" in section and "none | all" in section
-    assert '<tr class="weak"><td><code>rap</code>' in section and "<tr><td><code>gradcam</code>" in section
-    assert 'href="#fidelity"' in text
+                    "| `gradcam` | see `x/y.py` | <b>bold</b> | w | e |\n| `rap` | r | d | w | e |\n| all | r | d | w | e |\n")
+    rows = table_rows(read_fidelity(path), ["gradcam", "gradient"])
+    assert [r["ran"] for r in rows] == [True, False, True]  # a row naming no method is never greyed
+    assert rows[0]["cells"][1] == [{"text": "see ", "code": False}, {"text": "x/y.py", "code": True}]
+    assert segments("<b>bold</b>") == [{"text": "<b>bold</b>", "code": False}]  # text: the template escapes it
 
 
 def test_the_fidelity_table_lists_every_seed_method():

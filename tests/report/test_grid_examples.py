@@ -7,9 +7,7 @@ import re
 import numpy as np
 import pytest
 from salbench.grid import cell_index
-from salbench.report import grid_examples
-from salbench.report.grid_examples import MethodMaps, cell_box, choose_methods, read_stores, render, shown_grids
-from salbench.report.html import SECTIONS
+from salbench.report.grid_examples import MethodMaps, cell_box, choose_methods, pair_figures, read_stores, shown_grids
 from salbench.store import write_store
 
 from .synthetic import CLASSES, MODELS, NO_GRIDS, grid_map_stores
@@ -57,11 +55,12 @@ def test_figure_shows_each_cells_class_and_score_and_says_why_without_grids(tmp_
     np.testing.assert_allclose(scores["random"], 0.25)
     assert {m.method: m.signed for m in a.methods} == {"gradcam": False, "random": False, "gradient": True}
 
-    section = grid_examples.section(stores, ["gradient", "gradcam", "random"], {"random"}, tmp_path / "report")
+    figures = {(f["dataset"], f["model"]): f for f in
+               pair_figures(stores, ["gradient", "gradcam", "random"], {"random"}, tmp_path / "report")}
     for model in MODELS:
-        png, svg = section.figures[("shapes", model)]
+        png, svg = figures[("shapes", model)]["png"], figures[("shapes", model)]["svg"]
         assert (tmp_path / "report" / png).stat().st_size > 1000 and (tmp_path / "report" / svg).is_file()
-    svg = (tmp_path / "report" / section.figures[("shapes", "cnn_a")][1]).read_text()
+    svg = (tmp_path / "report" / figures[("shapes", "cnn_a")]["svg"]).read_text()
     titles = re.findall(r"<text[^>]*>([^<]*)</text>", svg)  # svg.fonttype none: texts stay text
     # rows = methods in the report's order, columns = the cells of grid 0 then grid 1; titles = the cells' scores
     shown = [t for t in titles if re.fullmatch(r"\d\.\d\d", t)]
@@ -69,12 +68,10 @@ def test_figure_shows_each_cells_class_and_score_and_says_why_without_grids(tmp_
                      for k in range(4)]
     assert shown[8:16] == ["1.00"] * 8 and shown[16:] == ["0.25"] * 8
     assert "grid 1, cell 3" in svg and "gradient" in svg
-    empty = (tmp_path / "report" / section.figures[("shapes", "cnn_b")][1]).read_text()
+    empty = (tmp_path / "report" / figures[("shapes", "cnn_b")]["svg"]).read_text()
     assert "no grids were built" in empty and "needs 4 classes" in empty
-    html = render(section)
-    assert 'id="grid-examples"' in html and "first 2 of 2 2x2 grids; 3 method(s)" in html
-    assert f"no grids: {NO_GRIDS}" in html
-    assert "Not run" in render(None) and ("grid-examples", "Grid localisation examples") in SECTIONS
+    assert figures[("shapes", "cnn_a")]["note"] == "first 2 of 2 2x2 grids; 3 method(s)"
+    assert figures[("shapes", "cnn_b")]["note"] == f"no grids: {NO_GRIDS}" and figures[("shapes", "cnn_b")]["methods"] == []
 
 
 def test_stores_of_one_pair_from_other_grids_are_refused(tmp_path):
@@ -86,17 +83,6 @@ def test_stores_of_one_pair_from_other_grids_are_refused(tmp_path):
     write_store(other, tmp_path / "other.zarr")
     with pytest.raises(ValueError, match="scored on other grids"):
         read_stores([stores[0], tmp_path / "other.zarr"])
-
-
-def test_the_report_shows_the_grid_examples(built):
-    study, index = built
-    text = index.read_text()
-    body = text[text.index('<section id="grid-examples">'):]
-    body = body[: body.index("</section>")]
-    for model in MODELS:
-        assert f'src="figures/grid_examples_shapes_{model}.png"' in body
-        assert (index.parent / "figures" / f"grid_examples_shapes_{model}.svg").is_file()
-    assert text.index('id="galleries"') < text.index('id="grid-examples"') < text.index('id="layerwise"')
 
 
 def _data_store(tmp_path):

@@ -1,12 +1,9 @@
-"""The report's metric-trust section: the meta-evaluation jobs' tables rendered with a verdict per metric."""
-
-import re
+"""The report's metric-trust section: the meta-evaluation jobs' tables turned into a verdict per metric and resilient ranks."""
 
 import pandas as pd
 
 from salbench.metrics.meta_evaluation import META_COLUMNS
-from salbench.report.html import fmt
-from salbench.report.meta import load_section, render
+from salbench.report.meta import load_section, pair_tables
 from salbench.report.resilience import RESILIENCE_COLUMNS
 from salbench.store import write_table
 
@@ -30,27 +27,23 @@ def _tables(tmp_path):
     return [write_table(meta, folder / "meta_evaluation.parquet"), write_table(ranks, folder / "resilience.parquet")]
 
 
-def _row(html: str, metric: str, kind: str) -> str:
-    """The table row of (metric, kind)."""
-    (row,) = re.findall(rf"<tr><td><code>{metric}</code></td><td>{kind}</td>.*?</tr>", html)
-    return row
-
-
 def test_each_metric_and_kind_gets_its_components_and_verdict(tmp_path):
-    html = render(load_section(_tables(tmp_path)), fmt)
-    assert '<section id="metric-trust">' in html and "<h3>shapes / cnn</h3>" in html
-    assert _row(html, "deletion", "model").endswith("<td>trustworthy</td></tr>")
-    assert "0.750" in _row(html, "deletion", "model") and "7 / 3" in _row(html, "deletion", "model")
-    assert "trust with care" in _row(html, "deletion", "input")
-    assert "fails adversarial reactivity" in _row(html, "sparseness", "model")
+    (pair,) = pair_tables(load_section(_tables(tmp_path)))
+    rows = {(r["metric"], r["kind"]): r for r in pair["meta"]}
+    assert (pair["dataset"], pair["model"]) == ("shapes", "cnn")
+    model = rows[("deletion", "model")]
+    assert model["verdict"] == "trustworthy" and model["MC"] == 0.75 and (model["subset_nr_min"], model["subset_ar_min"]) == (7, 3)
+    assert rows[("deletion", "input")]["verdict"].startswith("trust with care")
+    assert rows[("sparseness", "model")]["verdict"] == "fails adversarial reactivity"
 
 
 def test_resilient_ranks_show_range_and_concordance(tmp_path):
-    html = render(load_section(_tables(tmp_path)), fmt)
-    assert "Ranks over the settings of <code>deletion</code> (3 settings; Kendall's W 0.700, mean pairwise tau 0.400)" \
-        in html
-    assert html.count("1&ndash;2") == 2
+    (pair,) = pair_tables(load_section(_tables(tmp_path)))
+    (metric,) = pair["resilience"]
+    assert (metric["metric"], metric["n_settings"], metric["kendall_w"], metric["mean_tau"]) == ("deletion", 3, 0.7, 0.4)
+    assert [(r["method"], r["rank_min"], r["rank_max"]) for r in metric["methods"]] == [
+        ("gradient", 1, 2), ("gradcam", 1, 2)]
 
 
 def test_no_meta_evaluation_no_section():
-    assert load_section([]) is None and "Not run" in render(None, fmt)
+    assert load_section([]) is None

@@ -46,7 +46,7 @@ def test_archive_unpacks_elsewhere_to_the_same_report(built, tmp_path):
     html = (unpacked / "report" / "index.html").read_text()
     for absolute in (str(ROOT), str(index.parent), str(tmp_path), "file://"):
         assert absolute not in html
-    assert "claims.csv" in html and (unpacked / "report" / "claims.csv").is_file()
+    assert "tables/claims/claims.csv" in html and (unpacked / "report" / "tables" / "claims" / "claims.csv").is_file()
 
 
 def test_archives_of_the_same_report_are_byte_identical(built, tmp_path):
@@ -60,8 +60,8 @@ def test_a_tampered_file_fails_verification(built, tmp_path):
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "x", filter="data")
     folder = tmp_path / "x" / "synthetic-1.0"
-    (folder / "tables" / "summary.csv").write_text("tampered")
-    with pytest.raises(PublishError, match="summary.csv"):
+    (folder / "tables" / "leaderboard.parquet").write_text("tampered")
+    with pytest.raises(PublishError, match="leaderboard.parquet"):
         verify(folder)
 
 

@@ -1,96 +1,87 @@
-"""The study report: right numbers on hand-made scores, a self-contained folder, byte-reproducible output."""
+"""The study report: a self-contained, byte-reproducible folder assembled from section folders; the tables'
+aggregation rules on hand-made scores."""
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from salbench.report import build_report
-from salbench.report.tables import aggregate, bootstrap_ci, load_scores, mark_leaders, summarise
+from salbench.cli import main
+from salbench.report.assemble import render_page, run_sections
+from salbench.report.sections import get_section, list_sections
+from salbench.report.tables import aggregate, load_scores, mark_leaders, summarise
 from salbench.store import write_table
 
-from .synthetic import HAND_TARGETS, HAND_VALUES, METHODS, METRIC_INFO, MODELS, SKIPPED
+from .conftest import section_inputs
+from .synthetic import HAND_TARGETS, HAND_VALUES, METHODS
 
 
-def test_report_names_every_method_metric_and_pair(built):
-    study, index = built
-    assert index == study.kwargs["out_dir"] / "index.html" and index.is_file()
+def _links(text: str) -> list[str]:
+    return [link for link in re.findall(r'\s(?:src|href)="([^"]+)"', text) if not link.startswith(("#", "data:"))]
+
+
+def test_report_folder_is_self_contained(core_sections):
+    _, _, index = core_sections
     text = index.read_text()
-    for name in [*METHODS, *METRIC_INFO]:
-        assert name in text
-    for model in MODELS:
-        assert f'id="leaderboard-shapes--{model}"' in text and f'id="examples-shapes--{model}"' in text
-    assert "<pre>" in text and "bootstrap: 200" in text  # config shown as YAML
-
-
-def test_skipped_metrics_are_noted_under_their_models_leaderboard(built):
-    _, index = built
-    sections = re.split(r'<section id="leaderboard-shapes--', index.read_text())
-    by_model = {model: next(s for s in sections if s.startswith(model)) for model in MODELS}
-    (metric, reason), = SKIPPED.items()
-    note = f"metric <code>{metric}</code> not computed on shapes: {reason}".replace("'", "&#x27;")
-    assert note in by_model[MODELS[-1]]
-    assert metric not in by_model[MODELS[0]]
-
-
-def test_report_folder_is_self_contained(built):
-    study, index = built
-    text = index.read_text()
-    sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', text)
-    assert len(sources) == 3 + 4 * len(MODELS)  # metrics, ranks, agreement; examples, gallery, grids, curves per model
-    links = re.findall(r'\shref="([^"]+)"', text)
-    for target in sources + [link for link in links if not link.startswith(("#", "data:"))]:
+    links = _links(text)
+    assert len(re.findall(r"<img\s", text)) == 2 + 2 + 2  # metrics figure per family, a ranks and a tau map per model
+    for target in links:
         assert not target.startswith(("/", "http:", "https:", "file:", "//")), target
         assert (index.parent / target).is_file(), target
-    assert "<script" not in text and re.search(r"https?:", text) is None
-    figures = study.kwargs["out_dir"] / "figures"
-    assert {p.name for p in figures.iterdir()} == {
-        "metrics.png", "metrics.svg", "ranks.png", "ranks.svg", "rank_agreement.png", "rank_agreement.svg",
-        *(f"examples_shapes_{m}.png" for m in MODELS), *(f"gallery_shapes_{m}.png" for m in MODELS),
-        *(f"grid_examples_shapes_{m}.{ext}" for m in MODELS for ext in ("png", "svg")),
-        *(f"curves_shapes_{m}.{ext}" for m in MODELS for ext in ("png", "svg"))}
-    tables = study.kwargs["tables_dir"]
-    assert {"scores.parquet", "summary.parquet", "summary.csv", "ranks.csv", "rank_agreement.csv", "claims.csv",
-            "curves.csv"} <= {
-        p.name for p in tables.iterdir()}
+    assert re.search(r"https?:", text) is None
 
 
-def test_summary_follows_each_metrics_aggregate_and_counts_excluded_items(built):
-    study, _ = built
-    summary = pd.read_parquet(study.kwargs["tables_dir"] / "summary.parquet")
-    row = summary.set_index(["model", "method", "metric"]).loc[("cnn_a", "gradient", "pointing_game")]
-    # classes 0, 1, 2 hit 4/4, 0/2 and 2/4 of their scorable items: class mean 0.5, item mean 6/10
-    assert row["aggregate"] == "class_mean"
-    assert row["value"] == pytest.approx(0.5)
-    assert row["n_items"] == 10 and row["n_excluded"] == 2 and row["n_classes"] == 3
+def test_every_navigation_anchor_exists_in_page_order(core_sections):
+    _, folders, index = core_sections
+    text = index.read_text()
+    anchors = re.findall(r'<li><a href="#([^"]+)">', text)
+    assert anchors == sorted(folders, key=lambda n: (get_section(n).order, n))
+    for anchor in anchors:
+        assert f'<section id="{anchor}">' in text
+
+
+def test_report_is_byte_reproducible(core_sections, tmp_path):
+    kwargs, folders, index = core_sections
+    first = {p.relative_to(index.parent): p.read_bytes() for p in sorted(index.parent.rglob("*")) if p.is_file()}
+    again = run_sections("synthetic", kwargs["config"], section_inputs(kwargs), tmp_path / "sections",
+                         names=["ranks", "leaderboard"])
+    second_index = render_page("synthetic", {**folders, **again}, tmp_path / "report", kwargs["config"])
+    second = {p.relative_to(second_index.parent): p.read_bytes()
+              for p in sorted(second_index.parent.rglob("*")) if p.is_file()}
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name] == second[name], name
+
+
+def test_cli_runs_a_section_and_assembles_the_page(core_sections, tmp_path, capsys):
+    kwargs, _, _ = core_sections
+    config = json.dumps(kwargs["config"])
+    assert main(["section", "ranks", "--config-json", config, "--in", "scores", *map(str, kwargs["score_files"]),
+                 "--in", "grids", "--out", str(tmp_path / "ranks"), "--table", str(tmp_path / "ranks.parquet")]) == 0
+    assert main(["report", "--config-json", config, "--sections", f"ranks={tmp_path / 'ranks'}",
+                 "--html", str(tmp_path / "report" / "index.html")]) == 0
+    assert '<section id="ranks">' in (tmp_path / "report" / "index.html").read_text()
+    assert (tmp_path / "ranks.parquet").is_file()
+    assert main(["section", "ranks", "--config-json", config, "--in", "nonsense", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown input groups nonsense" in capsys.readouterr().err
+
+
+def test_list_sections_prints_every_section_in_page_order(capsys):
+    assert main(["list", "sections"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == list_sections()
+    assert {"overview", "leaderboard", "ranks", "rank_agreement"} <= set(names)
+
+
+def test_summary_follows_each_metrics_aggregate():
     scorable = ~np.isnan(HAND_VALUES)
     assert aggregate(HAND_VALUES[scorable], HAND_TARGETS[scorable], "mean") == pytest.approx(0.6)
-    scores = pd.read_parquet(study.kwargs["tables_dir"] / "scores.parquet")
-    assert len(scores) == len(MODELS) * len(METHODS) * len(METRIC_INFO) * len(HAND_TARGETS)
-
-
-def test_excluded_items_are_shown_in_the_leaderboard(built):
-    _, index = built
-    assert "(2 excluded)" in index.read_text()
-
-
-def test_bootstrap_interval_brackets_the_value(built):
-    study, _ = built
-    summary = pd.read_parquet(study.kwargs["tables_dir"] / "summary.parquet")
-    assert (summary["ci_low"] <= summary["value"]).all() and (summary["value"] <= summary["ci_high"]).all()
-    assert (summary["ci_low"] < summary["ci_high"]).all()
-
-
-@pytest.mark.parametrize("how", ["mean", "class_mean"])
-def test_vectorised_bootstrap_matches_a_plain_loop(how):
-    rng = np.random.default_rng(3)
-    values, targets = rng.random(40), rng.integers(0, 4, size=40)
-    low, high = bootstrap_ci(values, targets, how, 300, np.random.default_rng(7))
-    idx = np.random.default_rng(7).integers(0, 40, size=(300, 40))
-    stats = [aggregate(values[i], targets[i], how) for i in idx]
-    assert (low, high) == pytest.approx(tuple(np.quantile(stats, [0.025, 0.975])))
+    assert aggregate(HAND_VALUES[scorable], HAND_TARGETS[scorable], "class_mean") == pytest.approx(0.5)
 
 
 def test_leaders_respect_direction_and_controls():
@@ -113,19 +104,15 @@ def test_scores_scored_twice_are_an_error(tmp_path):
         load_scores([tmp_path / "s.parquet", tmp_path / "s.parquet"])
 
 
-def test_report_is_byte_reproducible(built):
-    study, index = built
-    first = {p.relative_to(index.parent): p.read_bytes() for p in sorted(index.parent.rglob("*")) if p.is_file()}
-    build_report(**study.kwargs)
-    second = {p.relative_to(index.parent): p.read_bytes() for p in sorted(index.parent.rglob("*")) if p.is_file()}
-    assert first.keys() == second.keys()
-    for name in first:
-        assert first[name] == second[name], name
-
-
-def test_report_package_does_not_import_torch():
-    import subprocess
-    import sys
-
-    code = "import sys, salbench.report; assert 'torch' not in sys.modules"
+def test_report_package_and_section_declarations_do_not_import_torch_or_matplotlib():
+    """The Snakefile imports the section registry on every DAG build: its declarations must stay cheap."""
+    code = ("import sys, salbench.report, salbench.report.sections, salbench.report.assemble; "
+            "heavy = {'torch', 'matplotlib', 'seaborn'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
+
+
+def test_synthetic_methods_all_appear(core_sections):
+    _, _, index = core_sections
+    text = index.read_text()
+    for method in METHODS:
+        assert f">{method}<" in text

@@ -1,4 +1,5 @@
-"""The report's sanity section: verdicts from tidy tables, control validation, figures and HTML."""
+"""The report's sanity statistics: verdicts from tidy tables, control validation, the matrices' and self-test's
+contents and the figures (the section itself: tests/report/sections/test_sanity.py)."""
 
 from __future__ import annotations
 
@@ -36,25 +37,23 @@ def test_verdicts_pass_a_changing_map_and_validate_the_check_with_the_sobel_cont
     assert not top.loc["sobel", "passed"]
 
 
-def test_a_control_that_passes_marks_the_check_untrustworthy_in_the_html(tmp_path):
+def test_a_control_that_passes_marks_the_check_untrustworthy(tmp_path):
     table = pd.concat([cascade("gradient", 0.1), cascade("edges", 0.0)], ignore_index=True)
     verdicts = sanity.verdict_table(table, CONFIG, n_boot=200, seed=0)
     assert not verdicts["trustworthy"].any()
     curves = sanity.cascade_curves(table, "spearman_abs", ["gradient", "edges"], {"edges"}, tmp_path / "c.png")
     assert curves.is_file() and (tmp_path / "c.svg").is_file()
-    section = sanity.SanitySection(verdicts=verdicts, curves_png="c.png", grids={}, verdicts_csv="v.csv",
-                                   permuted_accuracy={("shapes", "cnn"): 0.97})
-    page = sanity.render(section, ["gradient", "edges"], {"edges"}, lambda v: f"{v:.2f}")
-    assert "not trustworthy" in page and "0.97" in page and 'src="c.png"' in page
-    matrix = page.split("Controls self-test")[0]
-    assert matrix.count("<tr><th>") == 3 and "<em>edges</em>" in page
-    assert "edges: passes \u2717" in page and "not trustworthy: a control passes it" in page
+    (pair,) = sanity.verdict_matrices(verdicts, ["gradient", "edges"], {"edges"}, {("shapes", "cnn"): 0.97})
+    assert pair["permuted_accuracy"] == 0.97 and all(c["trustworthy"] is False for c in pair["checks"])
+    assert [(r["method"], r["control"]) for r in pair["rows"]] == [("gradient", False), ("edges", True)]
+    test = {t["check"]: t for t in pair["self_test"]}["model_sensitivity"]
+    assert test["controls"] == [{"method": "edges", "passed": True}]
+    assert test["conclusion"] == "not trustworthy: a control passes it"
 
 
-def test_no_tables_give_an_empty_section():
+def test_no_tables_give_no_verdicts():
     empty = sanity.load_tables([])
     assert sanity.verdict_table(empty, CONFIG, n_boot=100, seed=0).empty
-    assert "No sanity checks" in sanity.render(None, [], set(), str)
 
 
 NOISY_CONFIG = {"sanity": {"measure": "spearman_abs", "thresholds": {}},
@@ -82,18 +81,15 @@ def test_self_test_marks_a_check_that_rewards_noise_and_one_pure_noise_passes():
     full = verdicts[verdicts["check"] == "model_sensitivity"].set_index("method")
     assert full["rewards_noise"].all() and full.loc["noisy_gradient", "clean_method"] == "gradient"
     assert full.loc["noisy_gradient", "noise_ci_high"] < 0 and full.loc["noise", "method_name"] == "random"
-    section = sanity.SanitySection(verdicts=verdicts, curves_png=None, grids={}, verdicts_csv="v.csv",
-                                   permuted_accuracy={})
-    page = sanity.render(section, ["gradient", "noisy_gradient", "noise", "sobel"], {"noise", "sobel"},
-                         lambda v: f"{v:.2f}")
-    assert "\u26a0 rewards noise" in page and "rewards noise: a noisy map scores better than its clean original" in page
-    assert "noisy_gradient vs gradient" in page and "noise: passes" in page and "sobel: fails \u2713" in page
+    test = {t["check"]: t for t in sanity.self_test_rows(verdicts, ["model_sensitivity"])}["model_sensitivity"]
+    assert test["conclusion"] == "rewards noise: a noisy map scores better than its clean original"
+    assert test["traps"][0]["noisy"] == "noisy_gradient" and test["traps"][0]["clean"] == "gradient"
+    assert {"method": "sobel", "passed": False} in test["controls"] and test["random"][0]["passed"]
     # without the noisy variant the check is validated, and pure noise passing it is called necessary, not sufficient
     clean = sanity.verdict_table(table[table["method"] != "noisy_gradient"], NOISY_CONFIG, n_boot=200, seed=0)
     assert clean["rewards_noise"].isna().all()
-    page = sanity.render(sanity.SanitySection(clean, None, {}, "v.csv", {}), ["gradient", "noise", "sobel"],
-                         {"noise", "sobel"}, str)
-    assert "pure noise passes it: a necessary condition, not a sufficient one" in page
+    (test,) = sanity.self_test_rows(clean, ["model_sensitivity"])
+    assert test["conclusion"] == "pure noise passes it: a necessary condition, not a sufficient one"
 
 
 def test_cascade_figures_show_both_orders(tmp_path):

@@ -11,7 +11,7 @@ from salbench.store import StoreError, read_table
 def test_every_parquet_table_of_the_report_is_checksummed(built):
     study, _ = built
     written = sorted(study.kwargs["tables_dir"].glob("*.parquet"))
-    assert {p.name for p in written} >= {"scores.parquet", "summary.parquet"}
+    assert {p.name for p in written} >= {"leaderboard.parquet", "ranks.parquet", "claims.parquet"}
     for path in written:
         pd.testing.assert_frame_equal(read_table(path), pd.read_parquet(path))
 

@@ -49,10 +49,10 @@ def without_sections(jobs: dict[str, int]) -> dict[str, int]:
     return {rule: n for rule, n in jobs.items() if not rule.startswith("section_")}
 
 
-# Attributes that say where a job ran, not what it computed: the provenance and a gathered store's shards (their
-# ranges, timings and provenance). A checkpoint keeps no timing (that is in its .train.json), so its file and its
+# Attributes that say where a job ran, not what it computed: the provenance, a gathered store's shards (their
+# ranges, timings and provenance) and the git revision the report's overview quotes per run. A checkpoint keeps no timing (that is in its .train.json), so its file and its
 # sha256 are the same in every run. Timings are never compared (:func:`is_timing`).
-RUN_ATTRS = frozenset({"provenance", "shards"})
+RUN_ATTRS = frozenset({"provenance", "shards", "git_revision"})
 #: text quoting timings: the method cards' speed line ("0.0043 s per item on ...: 1.4x the study's median method")
 TIMING_TEXT = re.compile(r"\d[\d.e+-]* s per item|\d[\d.]*x the study's median method")
 

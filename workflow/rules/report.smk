@@ -1,123 +1,102 @@
-# The study report (reports/{study}/index.html + tables) and its published archive (`snakemake publish`).
+# The study report: one rule per registered report section (salbench.report.sections; `salbench list sections`),
+# generated below, then the page assembly (reports/{study}/index.html) and its published archive.
+# A section's rule carries only its own input groups, config keys and source hash, so editing config/claims.yaml
+# reruns section_claims and the assembly, editing a metric reruns its scores and the sections that read them.
+from salbench.report.rules import rst_text, section_args, section_folder
+from salbench.report.sections import INPUT_GROUPS, get_section
+from salbench.report.sections.base import dependency_order, section_config, templates_hash
+from salbench.sources import module_file
+
+SECTION_NAMES = dependency_order()
+#: the files of each input group a section may read
+SECTION_INPUTS = {
+    "scores": [score_table(*job) for job in SALIENCY_JOBS],
+    "curves": [curves_table(*job) for job in SALIENCY_JOBS],
+    "maps": [saliency_store(*job) for job in SALIENCY_JOBS],
+    "data": expand("results/{dataset}/data.zarr", dataset=DATASETS),
+    "sanity": [sanity_table(*job) for job in SANITY_JOBS],
+    "cascades": [sanity_cascade(*job) for job in SANITY_JOBS if job[0] in MODEL_CHECK_DATASETS],
+    "grids": [grid_table(*job) for job in GRID_JOBS],
+    "grid_maps": [grid_maps(*job) for job in GRID_JOBS],
+    "claims": [claims_file()],
+    "fidelity": [str(Path(workflow.basedir) / "docs" / "fidelity.md")],
+    "meta": meta_outputs(),
+    "layerwise": [layerwise_store(*job) for job in LAYERWISE_JOBS],
+    "layerwise_labels": layerwise_labels_output(),
+    "variant_models": list(variant_checkpoints().values()),
+}
+if set(SECTION_INPUTS) != set(INPUT_GROUPS):
+    sys.exit(f"salbench: report.smk maps input groups {sorted(SECTION_INPUTS)}, the sections know {sorted(INPUT_GROUPS)}")
+#: every result a section reads: inputs of the assembly too, so that `rule all` (final_outputs) targets them
+SECTION_RESULTS = sorted({path for name in SECTION_NAMES for group in get_section(name).inputs
+                          for path in SECTION_INPUTS[group]})
+
+
+for _name in SECTION_NAMES:
+    _section = get_section(_name)
+
+    rule:
+        name:
+            f"section_{_name}"
+        input:
+            **{group: SECTION_INPUTS[group] for group in _section.inputs},
+            **{f"needs_{need}": section_folder(STUDY, need) for need in _section.needs},
+        output:
+            table=f"results/tables/{STUDY}/{_name}.parquet",
+            folder=report(
+                directory(section_folder(STUDY, _name)),
+                patterns=["figures/{figure}.png", "{table}.csv"],
+                caption="../report/section.rst",
+                category=_section.title,
+            ),
+        log:
+            f"logs/report/{STUDY}/{_name}.log",
+        params:
+            name=_name,
+            config=canonical_json(section_config(_section, config)),
+            args=section_args(_section, STUDY, SECTION_INPUTS, variant_checkpoints()),
+            code=source_hash([module_file(_section.aggregate.__module__)]),
+            caption=rst_text(_section.description),
+        resources:
+            gpu=int(_section.gpu),
+        group:
+            # on a cluster the CPU sections and the page are one job; a GPU section is its own (in the `gpu` group
+            # it would join every (data set, model, method) whose maps it reads into one serial job)
+            f"section_{_name}" if _section.gpu else "report"
+        conda:
+            "../../environment.yml"
+        shell:
+            "salbench section {params.name} --config-json {params.config:q} {params.args}"
+            " --out {output.folder} --table {output.table} > {log} 2>&1"
+
 
 rule report:
     input:
-        scores=[score_table(*job) for job in SALIENCY_JOBS],
-        curves=[curves_table(*job) for job in SALIENCY_JOBS],
-        maps=[saliency_store(*job) for job in SALIENCY_JOBS],
-        data=expand("results/{dataset}/data.zarr", dataset=DATASETS),
-        sanity=[sanity_table(*job) for job in SANITY_JOBS],
-        cascades=[sanity_cascade(*job) for job in SANITY_JOBS if job[0] in MODEL_CHECK_DATASETS],
-        grids=[grid_table(*job) for job in GRID_JOBS],
-        grid_maps=[grid_maps(*job) for job in GRID_JOBS],
-        claims=claims_file(),
-        fidelity=str(Path(workflow.basedir) / "docs" / "fidelity.md"),
-        meta=meta_outputs(),
-        layerwise=[layerwise_store(*job) for job in LAYERWISE_JOBS],
-        layerwise_labels=layerwise_labels_output(),
-        variant_models=list(variant_checkpoints().values()),
+        sections=[section_folder(STUDY, name) for name in SECTION_NAMES],
+        # requested, so that a deleted or damaged section table reruns its section (Snakemake reruns a job for
+        # missing outputs only when someone asks for them)
+        tables=[f"results/tables/{STUDY}/{name}.parquet" for name in SECTION_NAMES],
+        results=SECTION_RESULTS,
     output:
         html=f"reports/{STUDY}/index.html",
-        scores_table=f"results/tables/{STUDY}/scores.parquet",
-        summary_table=f"results/tables/{STUDY}/summary.parquet",
-        summary=report(
-            f"results/tables/{STUDY}/summary.csv", caption="../report/leaderboard.rst", category="Leaderboard"
-        ),
-        metrics_png=report(
-            f"reports/{STUDY}/figures/metrics.png", caption="../report/metrics_figure.rst", category="Metrics"
-        ),
-        metrics_svg=f"reports/{STUDY}/figures/metrics.svg",
-        ranks=f"results/tables/{STUDY}/ranks.csv",
-        agreement=report(
-            f"results/tables/{STUDY}/rank_agreement.csv",
-            caption="../report/rank_agreement_table.rst",
-            category="Rank agreement",
-        ),
-        ranks_png=report(f"reports/{STUDY}/figures/ranks.png", caption="../report/ranks.rst", category="Ranks"),
-        ranks_svg=f"reports/{STUDY}/figures/ranks.svg",
-        agreement_png=report(
-            f"reports/{STUDY}/figures/rank_agreement.png",
-            caption="../report/rank_agreement.rst",
-            category="Rank agreement",
-        ),
-        agreement_svg=f"reports/{STUDY}/figures/rank_agreement.svg",
-        examples=report(
-            [f"reports/{STUDY}/figures/examples_{d}_{m}.png" for d, m in EVALUATED_PAIRS],
-            caption="../report/examples.rst",
-            category="Example maps",
-        ),
-        galleries=report(
-            [f"reports/{STUDY}/figures/gallery_{d}_{m}.png" for d, m in EVALUATED_PAIRS],
-            caption="../report/galleries.rst",
-            category="Best and worst items",
-        ),
-        claims=report(f"results/tables/{STUDY}/claims.csv", caption="../report/claims.rst", category="Claims"),
-        **(
-            {
-                "verdicts": report(
-                    f"results/tables/{STUDY}/sanity_verdicts.csv",
-                    caption="../report/sanity.rst",
-                    category="Sanity checks",
-                )
-            }
-            if SANITY_JOBS
-            else {}
-        ),
-        **per_pair_report("grid_examples", GRID_PAIRS, "../report/grid_examples.rst", "Grid localisation examples"),
-        grid_examples_svg=[f"reports/{STUDY}/figures/grid_examples_{d}_{m}.svg" for d, m in GRID_PAIRS],
-        **per_pair_report("sanity_stages", CASCADE_PAIRS, "../report/sanity_stages.rst", "Sanity checks"),
-        **(
-            {
-                "sanity_cascade": report(
-                    f"reports/{STUDY}/figures/sanity_cascade.png",
-                    caption="../report/sanity_cascade.rst",
-                    category="Sanity checks",
-                ),
-                "sanity_cascade_svg": f"reports/{STUDY}/figures/sanity_cascade.svg",
-            }
-            if SANITY_CURVES
-            else {}
-        ),
-        # the trends figures need people's labels of the listed layers: drawn only for some, not declared
-        **per_pair_report("layerwise_maps", LAYERWISE_JOBS, "../report/layerwise.rst", "Layer-wise explanations"),
-        **(
-            {
-                "implementation_agreement": report(
-                    [f"reports/{STUDY}/implementation_agreement_{t}.csv" for t in ("pairs", "steps")],
-                    caption="../report/implementation_agreement.rst",
-                    category="Implementation agreement",
-                )
-            }
-            if variant_pair_ran()
-            else {}
-        ),
     log:
         f"logs/report/{STUDY}.log",
+    group:
+        "report"
     params:
-        config=canonical_json(config),
-        data=[f"{d}=results/{d}/data.zarr" for d in DATASETS],
-        code=source_hash([
-            "report/build.py", "report/agreement.py", "report/curves.py", "report/grid_examples.py", "report/fidelity.py",
-            "report/meta.py",
-        ]),
-        variant_models=[f"{pair}={path}" for pair, path in variant_checkpoints().items()],
-        layerwise_labels=" ".join(f"--layerwise-labels {p}" for p in layerwise_labels_output()),
+        config=canonical_json({"study": STUDY, "methods": config["methods"]}),
+        sections=[f"{name}={section_folder(STUDY, name)}" for name in SECTION_NAMES],
+        code=f"{source_hash(['report/assemble.py'])}+{templates_hash()}",
     conda:
         "../../environment.yml"
     shell:
-        "salbench report --config-json {params.config:q} --scores {input.scores} {input.grids} --curves {input.curves}"
-        " --maps {input.maps}"
-        " --data {params.data} --html {output.html} --summary {output.summary} --sanity {input.sanity}"
-        " --cascades {input.cascades} --grid-maps {input.grid_maps} --claims {input.claims} --fidelity {input.fidelity}"
-        " --meta {input.meta}"
-        " --layerwise-clusters {input.layerwise}"
-        " {params.layerwise_labels} --checkpoints {params.variant_models} > {log} 2>&1"
+        "salbench report --config-json {params.config:q} --sections {params.sections} --html {output.html} > {log} 2>&1"
 
 
 rule publish:
     input:
         html=f"reports/{STUDY}/index.html",
-        summary=f"results/tables/{STUDY}/summary.csv",
+        summary=f"results/tables/{STUDY}/leaderboard.parquet",
     output:
         f"reports/{STUDY}-{config['report']['version']}.tar.gz",
     log:

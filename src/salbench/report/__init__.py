@@ -1,8 +1,5 @@
-"""The study report: summary tables, seaborn figures and a static, self-contained HTML folder.
+"""The study report: registered sections (:mod:`.sections`) aggregate the study's stores and tables, and
+:mod:`.assemble` renders them into a static, self-contained HTML folder.
 
-Cheap to import (no torch): it reads only zarr stores and parquet score tables.
+Cheap to import (no torch, no matplotlib): the Snakefile imports the section registry on every DAG build.
 """
-
-from .build import build_report
-
-__all__ = ["build_report"]

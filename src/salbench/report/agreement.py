@@ -24,12 +24,13 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
+
+from ..stats import min_max, spearman
 
 if TYPE_CHECKING:
     import torch
@@ -97,29 +98,20 @@ def _flat(maps: np.ndarray) -> np.ndarray:
     return np.asarray(maps, dtype=np.float64).reshape(len(maps), -1)
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per item Spearman's rho of two ``[N,...]`` map stacks (average ranks for ties); NaN for a constant map."""
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(_flat(a), axis=1), rankdata(_flat(b), axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (ra * rb).sum(axis=1) / denominator, np.nan)
+def map_rho(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per item Spearman's rho of two ``[N,...]`` map stacks (:func:`salbench.stats.spearman` on the flattened
+    maps: average ranks for ties, NaN for a constant map)."""
+    return spearman(_flat(a), _flat(b))
 
 
-def min_max(maps: np.ndarray) -> np.ndarray:
-    """Each map scaled to [0, 1] (a constant map becomes 0)."""
-    flat = _flat(maps)
-    low, high = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
-    span = np.where(high > low, high - low, 1.0)
-    return ((flat - low) / span).reshape(np.shape(maps))
+def unit_scaled(maps: np.ndarray) -> np.ndarray:
+    """Each map scaled to [0, 1] (:func:`salbench.stats.min_max` over its pixels; a constant map becomes 0)."""
+    return min_max(_flat(maps)).reshape(np.shape(maps))
 
 
 def max_abs_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per item max |a - b| after min-max scaling each map to [0, 1]."""
-    return np.abs(_flat(min_max(a)) - _flat(min_max(b))).max(axis=1)
+    return np.abs(_flat(unit_scaled(a)) - _flat(unit_scaled(b))).max(axis=1)
 
 
 def relative_gap(variant: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -184,7 +176,7 @@ def align(base: np.ndarray, variant: np.ndarray, steps: Iterable[str], base_upsa
         if s > 1:
             v = upsample_blocks(v, s, base_upsample)
     if "normalisation" in steps:
-        b, v = min_max(b), min_max(v)
+        b, v = unit_scaled(b), unit_scaled(v)
     return b, v
 
 
@@ -203,7 +195,7 @@ def decompose(base: np.ndarray, variant: np.ndarray, base_upsample: str = "bilin
         for subset in itertools.combinations(candidates, k):
             b, v = align(base, variant, subset, base_upsample)
             rows.append({"steps": "+".join(subset) or "none", "k": k, "gap": float(np.nanmedian(relative_gap(v, b))),
-                         "rho_median": float(np.nanmedian(spearman(v, b)))})
+                         "rho_median": float(np.nanmedian(map_rho(v, b)))})
     table = pd.DataFrame(rows)
     best, unaligned = table["gap"].min(), table["gap"].iloc[0]
     # within tolerance, or (when no subset gets there) 95 % of the reduction the best subset achieves
@@ -234,7 +226,7 @@ def decompose_by_rerun(base: Any, variant_cls: type, model: torch.nn.Module, inp
                 params.setdefault("layer", base.params.get("layer"))
             maps = variant_cls(**params).attribute(model, inputs, target).detach().cpu().numpy()
             rows.append({"causes": "+".join(subset) or "none", "gap": float(np.nanmedian(relative_gap(maps, ours))),
-                         "rho_median": float(np.nanmedian(spearman(maps, ours)))})
+                         "rho_median": float(np.nanmedian(map_rho(maps, ours)))})
     return pd.DataFrame(rows)
 
 
@@ -249,7 +241,7 @@ def pair_agreement(base: Maps, variant: Maps, documented: dict[str, str] | None 
         raise ValueError(f"{variant.method} and {base.method} on {base.dataset}/{base.model} share no item")
     b = base.maps[_positions(base.items, common)]
     v = variant.maps[_positions(variant.items, common)]
-    rho = spearman(v, b)
+    rho = map_rho(v, b)
     steps, cause, aligned_gap = decompose(b, v, str(base.params.get("upsample", "bilinear")), tolerance)
     aligned = steps[steps["steps"] == ("+".join(cause) or "none")].iloc[0]
     documented = documented or {}
@@ -503,111 +495,3 @@ def _alignment(name: str) -> dict[str, dict[str, Any]]:
     from ..methods import METHODS
 
     return dict(getattr(METHODS.get(name), "alignment", {})) if name in METHODS else {}
-
-
-def write_tables(result: Agreement, folder: str | Path) -> dict[str, str]:
-    """Write the non-empty tables as CSV into ``folder``; returns ``{table: file name}``."""
-    folder = Path(folder)
-    names = {}
-    for table, frame in (("pairs", result.pairs), ("steps", result.steps), ("reruns", result.reruns),
-                         ("scores", result.scores), ("protocols", result.protocols)):
-        if not frame.empty:
-            name = f"implementation_agreement_{table}.csv"
-            frame.to_csv(folder / name, index=False)
-            names[table] = name
-    return names
-
-
-# -------------------------------------------------------------------------------------------- HTML
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return escape(str(value))
-    return "n/a" if not np.isfinite(number) else f"{number:.{digits}f}"
-
-
-def _html_table(header: list[str], rows: Iterable[list[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-@dataclass(frozen=True)
-class Section:
-    """What the report shows: the analysis and its CSV files (names relative to the report folder)."""
-
-    result: Agreement
-    csv_files: dict[str, str] = field(default_factory=dict)
-
-
-def build_section(stores: Iterable[str | Path], scores: pd.DataFrame, folder: str | Path,
-                  checkpoints: dict[tuple[str, str], str | Path] | None = None,
-                  data_stores: dict[str, str | Path] | None = None) -> Section:
-    """Analyse ``stores`` and ``scores`` (re-running variants where ``checkpoints`` are given, see :func:`analyse`)
-    and write the tables into the report ``folder``."""
-    result = analyse(stores, scores, checkpoints=checkpoints, data_stores=data_stores)
-    return Section(result, write_tables(result, folder))
-
-
-def render(section: Section | None, format_number: Callable[[Any], str] = _num) -> str:
-    """The report section ``<section id="implementation-agreement">``; a short note when nothing was compared."""
-    parts = ['<section id="implementation-agreement">', "<h2>Implementation agreement</h2>"]
-    if section is None or section.result.empty:
-        parts.append("<p>No library variants (<code>method@library</code>, e.g. <code>gradcam@captum</code>) "
-                     "ran in this study, and no method was scored by both pointing-game protocols.</p></section>")
-        return "".join(parts)
-    result, csv_files = section.result, section.csv_files
-    steps = "; ".join(f"<em>{k}</em>: {escape(v)}" for k, v in STEP_DESCRIPTIONS.items())
-    parts.append(
-        "<p>The same method from other libraries, run side by side as registered variants "
-        "(<code>method@library</code>) with the libraries' own defaults. Per item: Spearman's rho between the "
-        f"variant's and our map and the max |difference| ({escape(POSTPROCESS)}). The cause is measured: the maps "
-        f"are compared again after each subset of alignment steps ({steps}); the smallest subset that brings the "
-        f"gap (max |difference| over our map's range, median over items) within {GAP_TOLERANCE:g} is the cause. "
-        "A gap no step closes is named from the variant's documented differences; where the model is at hand, "
-        "the variant is also re-run with each subset of its parameter alignments (e.g. our channel reduction), "
-        "and the smallest subset that closes the gap is the measured cause.</p>")
-    if not result.pairs.empty:
-        rows = []
-        for r in result.pairs.itertuples(index=False):
-            rows.append([escape(r.dataset), escape(r.model), f"<code>{escape(r.base)}</code>",
-                         f"<code>{escape(r.variant)}</code>", str(r.n_items),
-                         f"{format_number(r.rho_median)} [{format_number(r.rho_q25)}, {format_number(r.rho_q75)}]",
-                         format_number(r.max_abs_diff_median), format_number(r.gap),
-                         escape(r.cause or "-"), format_number(r.aligned_gap), format_number(r.aligned_rho_median),
-                         escape(r.residual or "-"),
-                         f"{escape(r.rerun_cause)} ({format_number(r.rerun_gap)})" if r.rerun_cause else "-",
-                         escape(r.documented)])
-        parts.append(_html_table(["dataset", "model", "ours", "variant", "items", "rho median [IQR]",
-                                  "max |diff| median", "gap", "measured cause (maps)", "gap after", "rho after",
-                                  "unexplained: documented", f"measured cause (re-run, gap after; first "
-                                  f"{RERUN_ITEMS} items)", "documented differences"], rows))
-    if not result.scores.empty:
-        rows = [[escape(r.dataset), escape(r.model), f"<code>{escape(r.variant)}</code>", escape(r.metric),
-                 format_number(r.base_mean), format_number(r.variant_mean), format_number(r.difference),
-                 str(r.n_items)] for r in result.scores.itertuples(index=False)]
-        parts.append("<h3>Score differences (variant minus ours, mean over items both scored)</h3>")
-        parts.append(_html_table(["dataset", "model", "variant", "metric", "ours", "variant", "difference", "items"],
-                                 rows))
-    if not result.protocols.empty:
-        rows = [[escape(r.dataset), escape(r.model), f"<code>{escape(r.method)}</code>", format_number(r.torchray),
-                 format_number(r.quantus), format_number(r.difference), format_number(r.aggregation),
-                 format_number(r.hit_rule), format_number(r.tolerance), format_number(r.ties),
-                 format_number(r.hit_agreement), str(r.n_items), escape(r.cause)]
-                for r in result.protocols.itertuples(index=False)]
-        parts.append("<h3>Pointing game: TorchRay's protocol vs Quantus'</h3>")
-        parts.append("<p>TorchRay: a hit within 15 px (at 224 px) of the mask, first maximum, mean over classes; "
-                     "Quantus: the maximum itself on the mask, any tied maximum, mean over items. The difference "
-                     "splits exactly into the aggregation and the hit rule, and the hit rule, through the first "
-                     "maximum scored with no tolerance on the stored maps, into the tolerance and the tie rule.</p>")
-        parts.append(_html_table(["dataset", "model", "method", "TorchRay", "Quantus", "difference", "aggregation",
-                                  "hit rule", "of which tolerance", "of which ties", "items agreeing", "items",
-                                  "cause"], rows))
-    if csv_files:
-        links = ", ".join(f'<a href="{escape(name)}">{escape(table)}</a>' for table, name in csv_files.items())
-        parts.append(f"<p>Tables: {links}.</p>")
-    parts.append("</section>")
-    return "".join(parts)

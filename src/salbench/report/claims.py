@@ -8,7 +8,7 @@ A claim is a typed, checkable statement with its source (paper, table or figure,
 - ``compare``: on a metric, every ``better`` method beats every ``worse`` one in the metric's direction
   (TorchRay's pointing-game ordering; Böhle et al. 2021). The difference of the two aggregates gets a
   *paired* bootstrap interval: each resample draws the items once for both methods
-  (:func:`salbench.report.ranks.paired_aggregates`);
+  (:func:`salbench.stats.paired_bootstrap`);
 - ``value``: a method's metric is within ``tolerance`` of a published number (TorchRay's table; a
   study config's ``references``), with the summary's 95% interval (or a median and its interval).
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,10 +28,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import ConfigError
+from ..params import ConfigError
 from ..sanity.verdicts import RULES
-from .ranks import paired_aggregates, resample_weights
-from .tables import CI_LEVEL, group_rng
+from ..stats import CI_LEVEL, group_rng, paired_bootstrap, percentile_interval, statistic_interval
 
 KINDS = ("verdict", "compare", "value")
 EVIDENCE = ("code", "res", "abs", "mem", "config")
@@ -412,13 +410,10 @@ def paired_difference(scores: pd.DataFrame, a: str, b: str, info: dict[str, Any]
     values = table.to_numpy(dtype=float).T  # [2, N]
     sign = 1.0 if info["higher_is_better"] else -1.0
     how = info["aggregate"]
-    point = paired_aggregates(values, targets, how, np.ones((1, values.shape[1])))[0]
-    diffs = [sign * (agg[:, 0] - agg[:, 1]) for agg in
-             (paired_aggregates(values, targets, how, w) for w in resample_weights(values.shape[1], n_boot, rng))]
-    tail = (1.0 - level) / 2.0
-    boot = np.concatenate(diffs)
-    boot = boot[np.isfinite(boot)]
-    low, high = np.quantile(boot, [tail, 1.0 - tail]) if boot.size else (np.nan, np.nan)
+    point, boot = paired_bootstrap(values, targets, how, n_boot, rng)
+    diffs = sign * (boot[:, 0] - boot[:, 1])
+    diffs = diffs[np.isfinite(diffs)]
+    low, high = percentile_interval(diffs, level) if diffs.size else (np.nan, np.nan)
     return float(sign * (point[0] - point[1])), float(low), float(high), int(values.shape[1])
 
 
@@ -463,14 +458,11 @@ def _statistic(claim: Claim, tables: Tables, key: tuple[str, str, str, str], row
     s = tables.scores
     values = s[(s["dataset"] == key[0]) & (s["model"] == key[1]) & (s["method"] == key[2])
                & (s["metric"] == key[3])]["value"].to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    if not np.isfinite(values).any():
         return float("nan"), float("nan"), float("nan"), "median over items (none scorable)"
-    rng = group_rng(tables.seed, (*key, "median"))
-    boot = np.median(values[rng.integers(0, values.size, size=(tables.n_boot, values.size))], axis=1)
-    tail = (1.0 - CI_LEVEL) / 2.0
-    low, high = np.quantile(boot, [tail, 1.0 - tail])
-    return float(np.median(values)), float(low), float(high), "median over items"
+    median, low, high = statistic_interval(values, lambda drawn: np.median(drawn, axis=1), n_boot=tables.n_boot,
+                                           rng=group_rng(tables.seed, (*key, "median")))
+    return median, low, high, "median over items"
 
 
 def _outcome(reproduced: bool) -> str:
@@ -490,77 +482,48 @@ def counts(table: pd.DataFrame) -> dict[str, int]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ HTML
-OUTCOME_COLOURS = {"reproduced": "#1a7f37", "not reproduced": "#b42318", "not run": "#777"}
+# ------------------------------------------------------------------------------------------- the section
 EVIDENCE_MEANING = {"code": "read in the authors' or the reference code", "res": "computed from shipped result files",
                     "abs": "the abstract's wording", "mem": "unverified recollection of the paper: check the PDF",
                     "config": "the study config's references"}
+TEXT_COLUMNS = ["claim", "paper", "where", "evidence", "dataset", "model", "subject", "metric", "published", "note"]
 
 
-@dataclass(frozen=True)
-class ClaimsSection:
-    """What the page shows of the claims: the evaluated table, the claims file's name, the CSV's path."""
+def shown_path(path: Path | None) -> str | None:
+    """A claims file as the page names it: its last two path parts (no absolute path on the page)."""
+    if path is None:
+        return None
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
-    table: pd.DataFrame
-    claims_file: str | None
-    csv: str | None
 
-
-def render(section: ClaimsSection | None, fmt) -> str:
-    """The HTML of the claims section (``fmt`` formats numbers)."""
-    parts = ['<section id="claims">', "<h2>Published claims</h2>"]
-    table = None if section is None else section.table
-    claims_file, csv = (None, None) if section is None else (section.claims_file, section.csv)
-    if table is None or table.empty:
-        return "\n".join([*parts, "<p>No claims were given (<code>report.claims</code>).</p>", "</section>"])
-    text = ["claim", "paper", "where", "evidence", "dataset", "model", "subject", "metric", "published", "note"]
-    table = table.assign(**{c: table[c].fillna("").astype(str) for c in text})  # a CSV read back has NaN for ""
-    tally = counts(table)
-    parts.append(
-        '<div class="explain"><p><strong>What it shows.</strong> Statements from the literature, encoded as data in '
-        f"<code>{escape(claims_file or 'config/claims.yaml')}</code> (and the study config\'s <code>references</code>), "
-        "checked against this study\'s own tables: a sanity <em>verdict</em> (pass/fail), a <em>comparison</em> of "
-        "two methods on a metric (our number: the difference of their aggregates, oriented so that &gt; 0 agrees "
-        "with the claim, with a paired 95% bootstrap interval over the items both scored), or a published "
-        "<em>value</em> within a tolerance (our aggregate with its 95% interval). Each applies to the data sets and "
-        "models in its scope; <em>not run</em> means this study has no data for it (another data set, model, "
-        "method or metric).</p><p><strong>How to read it.</strong> ? marks an outcome whose interval does not "
-        "agree with its point estimate (or a check the controls do not validate): more items would be needed to "
-        "decide. Evidence tags say how the published statement was obtained: "
-        + "; ".join(f"<code>{k}</code> {escape(v)}" for k, v in EVIDENCE_MEANING.items())
-        + f".</p></div><p><strong>{tally['reproduced']}</strong> claims reproduced, <strong>"
-        f"{tally['not reproduced']}</strong> not reproduced, <strong>{tally['not run']}</strong> not run here "
-        "(a claim counts as reproduced when every data set and model it was evaluated on reproduces it).</p>")
-    header = ["claim", "source", "evaluated on", "published", "ours [95% CI]", "outcome"]
-    body = []
+def grouped(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The evaluated claims in file order, each with its source and one entry per (data set, model, subject) it
+    was evaluated on: the published and our numbers, the outcome and whether the interval agrees (``decisive``;
+    None when not run)."""
+    table = table.assign(**{c: table[c].fillna("").astype(str) for c in TEXT_COLUMNS})  # a CSV read back has NaN
+    out = []
     for cid, rows in table.groupby("id", sort=False):
         first = rows.iloc[0]
-        span = len(rows)
-        for k, r in enumerate(rows.itertuples()):
-            cells = []
-            if k == 0:
-                cells.append(f'<td rowspan="{span}" id="claim-{escape(cid)}"><strong>{escape(cid)}</strong><br>'
-                             f'{escape(first["claim"])}</td>')
-                cells.append(f'<td rowspan="{span}">{escape(first["paper"])}<br><span class="weak">'
-                             f'{escape(first["where"])}</span> <span class="tag">{escape(first["evidence"])}</span></td>')
-            on = (f"{escape(r.dataset)} / {escape(r.model)}<br>{escape(r.subject)}<br>"
-                  f'<span class="weak">{escape(r.metric)}</span>' if r.dataset else
-                  f'&mdash;<br><span class="weak">{escape(r.metric)}</span>')
-            ours = ("&mdash;" if pd.isna(r.ours) else
-                    f'{fmt(r.ours)} <span class="ci">[{fmt(r.ci_low)}, {fmt(r.ci_high)}]</span>')
-            mark = "" if r.outcome == "not run" or pd.isna(r.decisive) or bool(r.decisive) else " ?"
-            outcome = (f'<td title="{escape(str(r.note))}"><strong style="color:{OUTCOME_COLOURS[r.outcome]}">'
-                       f"{escape(r.outcome)}{mark}</strong>"
-                       + (f'<br><span class="weak">{escape(str(r.note))}</span>' if r.outcome == "not run" else "")
-                       + "</td>")
-            cells += [f"<td>{on}</td>", f'<td class="pub">{escape(r.published)}</td>', f'<td class="num">{ours}</td>',
-                      outcome]
-            body.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in header)
-    parts.append(f'<div class="scroll"><table class="claims">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
-                 + "\n".join(body) + "\n</tbody>\n</table></div>")
-    if csv:
-        parts.append(f'<p>Table: <a href="{escape(csv)}">{escape(csv)}</a> (one row per claim, data set, model and '
-                     "subject, with the note behind each outcome).</p>")
-    parts.append("</section>")
-    return "\n".join(parts)
+        entries = []
+        for r in rows.itertuples():
+            ran = r.outcome != "not run"
+            entries.append({"dataset": r.dataset, "model": r.model, "subject": r.subject, "metric": r.metric,
+                            "published": r.published, "ours": None if pd.isna(r.ours) else float(r.ours),
+                            "ci_low": None if pd.isna(r.ci_low) else float(r.ci_low),
+                            "ci_high": None if pd.isna(r.ci_high) else float(r.ci_high), "outcome": r.outcome,
+                            "decisive": bool(r.decisive) if ran and not pd.isna(r.decisive) else None,
+                            "note": r.note})
+        out.append({"id": str(cid), "claim": first["claim"], "paper": first["paper"], "where": first["where"],
+                    "evidence": first["evidence"], "rows": entries})
+    return out
+
+
+def claims_by_method(table: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Per method id, the claims evaluated on it (as subject, or as a side of a comparison ``a vs b``)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in table[table["outcome"] != "not run"].itertuples():
+        for method in dict.fromkeys(str(r.subject).split(" vs ")):
+            out.setdefault(method, []).append({"id": r.id, "claim": r.claim, "dataset": r.dataset, "model": r.model,
+                                               "metric": r.metric, "outcome": r.outcome})
+    return out

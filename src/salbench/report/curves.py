@@ -13,8 +13,6 @@ by the report's seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -25,9 +23,10 @@ from matplotlib import pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..stats import CI_LEVEL, group_rng, paired_bootstrap, percentile_interval
+from . import interactive
 from .figures import RC, _save
-from .ranks import resample_weights
-from .tables import CI_LEVEL, group_rng, read_tidy
+from .tables import read_tidy
 
 CURVE_DTYPES = {"dataset": str, "model": str, "method": str, "item": str, "target": "int64", "metric": str,
                 "step": "int64", "fraction": "float64", "value": "float64"}
@@ -35,15 +34,10 @@ CURVE_KEY = ["dataset", "model", "method", "metric"]
 SUMMARY_COLUMNS = [*CURVE_KEY, "step", "fraction", "mean", "ci_low", "ci_high", "n_items"]
 #: grey levels of the control baselines' dashed curves
 CONTROL_GREYS = ("0.35", "0.55", "0.7", "0.2")
-
-
-@dataclass(frozen=True)
-class CurvesSection:
-    """What the page shows of the curves; paths relative to the report folder."""
-
-    figures: dict[tuple[str, str], str] = field(default_factory=dict)  # (dataset, model) -> PNG (SVG beside it)
-    metrics: list[str] = field(default_factory=list)
-    summary_csv: str | None = None
+#: most methods (controls aside) in one panel of the static figure: more are split by method family
+GROUP_SIZE = 8
+X_TITLE = "share of pixels perturbed"
+Y_TITLE = "target-class response (mean, 95% band)"
 
 
 def load_curves(files: Iterable[Path]) -> pd.DataFrame:
@@ -67,15 +61,14 @@ def load_curves(files: Iterable[Path]) -> pd.DataFrame:
 
 def mean_curve(values: np.ndarray, n_boot: int, rng: np.random.Generator,
                level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean ``[S]`` of ``[N, S]`` curves and its percentile-bootstrap interval (items resampled, whole curves)."""
-    n = values.shape[0]
-    if n == 0:
+    """Mean ``[S]`` of ``[N, S]`` curves and its percentile-bootstrap interval: every point's mean over the same
+    item draws (whole curves resampled; :func:`salbench.stats.paired_bootstrap` with the points as columns)."""
+    if values.shape[0] == 0:
         nan = np.full(values.shape[1], np.nan)
         return nan, nan, nan
-    means = np.concatenate([weights @ values / n for weights in resample_weights(n, n_boot, rng)])
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail], axis=0)
-    return values.mean(axis=0), low, high
+    mean, boot = paired_bootstrap(values.T, None, "mean", n_boot, rng)
+    low, high = percentile_interval(boot, level)
+    return mean, low, high
 
 
 def curve_summary(curves: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
@@ -97,83 +90,91 @@ def curve_summary(curves: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def curves_figure(summary: pd.DataFrame, metrics: list[str], methods: list[str], controls: set[str],
-                  metric_info: dict[str, dict[str, Any]], title: str, path: Path) -> list[Path]:
-    """One panel per curve metric (in ``metrics`` order) of one (dataset, model): the mean curve of each method
-    (in ``methods`` order) with its band; controls dashed grey. Writes ``path`` as PNG and SVG."""
+def metric_title(metric: str, metric_info: dict[str, dict[str, Any]]) -> str:
+    """A panel's title: the metric and which way its area is better."""
+    higher = (metric_info.get(metric) or {}).get("higher_is_better")
+    return metric if higher is None else f"{metric} (area: {'higher' if higher else 'lower'} is better)"
+
+
+def method_groups(methods: list[str], controls: set[str], families: dict[str, str],
+                  size: int = GROUP_SIZE) -> list[list[str]]:
+    """The non-control ``methods`` split into panels of at most ``size``: whole families (``families``: method ->
+    family) packed in order of first appearance, a family larger than ``size`` split on its own."""
+    by_family: dict[str, list[str]] = {}
+    for method in methods:
+        if method not in controls:
+            by_family.setdefault(families.get(method, method), []).append(method)
+    groups: list[list[str]] = []
+    for members in by_family.values():
+        chunks = [members[k:k + size] for k in range(0, len(members), size)]
+        if groups and len(chunks) == 1 and len(groups[-1]) + len(members) <= size:
+            groups[-1].extend(members)
+        else:
+            groups.extend(chunks)
+    return groups
+
+
+def _lines(summary: pd.DataFrame, metric: str, methods: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """(method, its rows by step) of ``metric`` for each of ``methods`` that has the curve."""
+    rows = summary[summary["metric"] == metric]
+    lines = []
+    for method in methods:
+        line = rows[rows["method"] == method].sort_values("step")
+        if not line.empty:
+            lines.append((method, line))
+    return lines
+
+
+def interactive_figure(summary: pd.DataFrame, metrics: list[str], methods: list[str], controls: set[str],
+                       metric_info: dict[str, dict[str, Any]], title: str = "") -> dict[str, Any]:
+    """The interactive figure of one (dataset, model): one panel per curve metric, one legend entry per method
+    (toggles it in every panel), hover giving each point's mean and band; the plotly spec for the context."""
     shown = [m for m in methods if m in set(summary["method"])]
-    models = [m for m in shown if m not in controls]
-    palette = dict(zip(models, sns.color_palette("colorblind" if len(models) <= 10 else "husl", len(models))))
-    greys = {m: CONTROL_GREYS[k % len(CONTROL_GREYS)] for k, m in enumerate(m for m in shown if m in controls)}
+    colours = interactive.colour_map(shown, sorted(controls))
+    panels = [interactive.Panel(
+        title=metric_title(metric, metric_info), x_title=X_TITLE, y_title=Y_TITLE if k == 0 else "",
+        x_range=(0.0, 1.0),
+        lines=[interactive.Line(name=method, x=line["fraction"], y=line["mean"], low=line["ci_low"],
+                                high=line["ci_high"], control=method in controls)
+               for method, line in _lines(summary, metric, shown)]) for k, metric in enumerate(metrics)]
+    return interactive.line_panels(panels, colours, title)
+
+
+def curves_figure(summary: pd.DataFrame, metrics: list[str], methods: list[str], controls: set[str],
+                  metric_info: dict[str, dict[str, Any]], title: str, path: Path,
+                  families: dict[str, str] | None = None) -> list[Path]:
+    """The static figure of one (dataset, model) (the fallback of the interactive one, and ``snakemake
+    --report``'s): one column per curve metric (in ``metrics`` order), one row per group of at most
+    :data:`GROUP_SIZE` methods of :func:`method_groups` (by ``families``), each method's mean curve with its band;
+    the controls, dashed grey, in every row for reference. Writes ``path`` as PNG and SVG."""
+    shown = [m for m in methods if m in set(summary["method"])]
+    shown_controls = [m for m in shown if m in controls]
+    groups = method_groups(shown, controls, families or {}) or [[]]
+    greys = {m: CONTROL_GREYS[k % len(CONTROL_GREYS)] for k, m in enumerate(shown_controls)}
     with plt.rc_context(RC), sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(3.4 * len(metrics) + 1.8, 3.0))
+        fig = Figure(figsize=(3.6 * len(metrics) + 2.2, 2.7 * len(groups) + 0.5))
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-        for ax, metric in zip(axes, metrics):
-            rows = summary[summary["metric"] == metric]
-            for method in shown:
-                line = rows[rows["method"] == method].sort_values("step")
-                if line.empty:
-                    continue
-                control = method in controls
-                colour = greys[method] if control else palette[method]
-                ax.fill_between(line["fraction"], line["ci_low"], line["ci_high"], color=colour,
-                                alpha=0.12 if control else 0.2, linewidth=0)
-                ax.plot(line["fraction"], line["mean"], color=colour, linestyle="--" if control else "-",
-                        linewidth=1.1 if control else 1.5, marker="." if len(line) < 12 else None,
-                        label=f"{method} (control)" if control else method)
-            higher = (metric_info.get(metric) or {}).get("higher_is_better")
-            better = "" if higher is None else f"\n(area: {'higher' if higher else 'lower'} is better)"
-            ax.set_title(f"{metric}{better}", fontsize=9)
-            ax.set_xlabel("share of pixels perturbed")
-            ax.set_xlim(0, 1)
-        axes[0].set_ylabel("target-class response\n(mean over items, 95% band)")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+        axes = fig.subplots(len(groups), len(metrics), squeeze=False, sharex=True, sharey="col")
+        for row, group in zip(axes, groups):
+            palette = dict(zip(group, sns.color_palette("colorblind", max(len(group), 1))))
+            for ax, metric in zip(row, metrics):
+                for method, line in _lines(summary, metric, [*group, *shown_controls]):
+                    control = method in controls
+                    colour = greys[method] if control else palette[method]
+                    ax.fill_between(line["fraction"], line["ci_low"], line["ci_high"], color=colour,
+                                    alpha=0.12 if control else 0.2, linewidth=0)
+                    ax.plot(line["fraction"], line["mean"], color=colour, linestyle="--" if control else "-",
+                            linewidth=1.1 if control else 1.5, marker="." if len(line) < 12 else None,
+                            label=f"{method} (control)" if control else method)
+                ax.set_xlim(0, 1)
+            row[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+        for ax, metric in zip(axes[0], metrics):
+            ax.set_title(metric_title(metric, metric_info).replace(" (", "\n("), fontsize=9)
+        for ax in axes[-1]:
+            ax.set_xlabel(X_TITLE)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("target-class response\n(mean over items, 95% band)", fontsize=8)
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         written = _save(fig, path, ("png", "svg"))
     return written
-
-
-def build_section(summary: pd.DataFrame, metric_order: list[str], methods: list[str], controls: set[str],
-                  metric_info: dict[str, dict[str, Any]], folder: Path,
-                  summary_csv: str | None = None) -> CurvesSection:
-    """Draw one figure per (dataset, model) of :func:`curve_summary`'s ``summary`` into ``folder``
-    (``figures/curves_{dataset}_{model}.png`` and ``.svg``); metrics in ``metric_order``, others after by name."""
-    present = set(summary["metric"])
-    metrics = [m for m in metric_order if m in present] + sorted(present - set(metric_order))
-    figures = {}
-    for (dataset, model), part in summary.groupby(["dataset", "model"], sort=True):
-        shown = [m for m in metrics if m in set(part["metric"])]
-        name = f"figures/curves_{dataset}_{model}.png"
-        curves_figure(part, shown, methods, controls, metric_info, f"{dataset} / {model}", folder / name)
-        figures[(dataset, model)] = name
-    return CurvesSection(figures=figures, metrics=metrics, summary_csv=summary_csv if figures else None)
-
-
-def render(section: CurvesSection | None) -> str:
-    """The curves subsection's HTML (heading ``id="curves"``)."""
-    parts = ['<h3 id="curves">Deletion and insertion curves</h3>']
-    if section is None or not section.figures:
-        parts.append("<p>This study scores no curve metric (deletion, insertion or ROAD).</p>")
-        return "\n".join(parts)
-    names = ", ".join(f"<code>{escape(m)}</code>" for m in section.metrics)
-    parts.append(
-        '<div class="explain"><p><strong>What it shows.</strong> For each curve metric (' + names + "), the model's "
-        "response for the target class as a growing share of pixels is perturbed in the order of each method's map: "
-        "the mean over items (line) with its 95% bootstrap band (items resampled). Control baselines are dashed "
-        "grey.</p><p><strong>How to read it.</strong> For a good map the deletion curve falls fast (removing its "
-        "top pixels first destroys the evidence) and the insertion curve rises fast (its top pixels alone restore "
-        "it); ROAD's most-relevant-first curve should fall, its least-relevant-first curve stay high. The "
-        "leaderboard's number is the area under each item's curve (ROAD: its mean), averaged over items.</p></div>")
-    for (dataset, model), src in sorted(section.figures.items()):
-        svg = str(Path(src).with_suffix(".svg"))
-        parts.append(f'<h4 id="curves-{escape(dataset)}--{escape(model)}">{escape(dataset)} / {escape(model)}</h4>')
-        parts.append(f'<img src="{escape(src)}" alt="mean deletion/insertion curves per method with 95% bands for '
-                     f'{escape(dataset)} / {escape(model)}">')
-        parts.append(f'<p><a href="{escape(svg)}">SVG version</a></p>')
-    if section.summary_csv:
-        parts.append(f'<p>Table: <a href="{escape(section.summary_csv)}">{escape(section.summary_csv)}</a> (mean and '
-                     "95% interval per data set, model, method, metric and point of the curve).</p>")
-    return "\n".join(parts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 
 #: the table's columns, in order, as ``docs/fidelity.md`` writes them
@@ -57,35 +56,19 @@ def _cells(line: str) -> list[str] | None:
     return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line[1:-1])]
 
 
-def _inline(text: str) -> str:
-    """Escaped HTML of a cell: Markdown inline code becomes ``<code>``, everything else is text."""
-    parts = text.split("`")
-    return "".join(f"<code>{escape(p)}</code>" if i % 2 else escape(p) for i, p in enumerate(parts))
+def segments(text: str) -> list[dict[str, object]]:
+    """A cell as text segments, ``code`` set for Markdown inline code (the template wraps those in ``<code>``)."""
+    return [{"text": part, "code": bool(i % 2)} for i, part in enumerate(text.split("`")) if part]
 
 
-def render(section: FidelitySection | None, methods: list[str]) -> str:
-    """The section's HTML (a line saying so without a table); rows naming only methods this study did not run are
-    greyed."""
-    if section is None:
-        return (f'<section id="{ANCHOR}">\n<h2>Methods: fidelity to the authors\' code</h2>\n<p>No fidelity table was '
-                "given (<code>salbench report --fidelity docs/fidelity.md</code>).</p>\n</section>")
+def table_rows(section: FidelitySection, methods: list[str]) -> list[dict[str, object]]:
+    """The table's rows as segments per column, ``ran`` False for a row naming only methods this study did not
+    run (the page greys it)."""
     ran = set(methods)
-    head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
-    body = "\n".join(
-        ("<tr>" if _names(row["method"]) & ran or not _names(row["method"]) else '<tr class="weak">')
-        + "".join(f"<td>{_inline(row[c])}</td>" for c in COLUMNS) + "</tr>"
-        for row in section.rows)
-    return "\n".join([
-        f'<section id="{ANCHOR}">', "<h2>Methods: fidelity to the authors' code</h2>",
-        "<p>Each seed method follows its authors' released code by default. This table (from "
-        f"<code>{escape(section.source)}</code>) names the reference file each follows and every deliberate "
-        "difference, why, and its expected effect on the numbers; rows of methods not run in this study are "
-        "greyed.</p>",
-        f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>',
-        "</section>",
-    ])
+    return [{"ran": bool(method_names(row["method"]) & ran or not method_names(row["method"])),
+             "cells": [segments(row[c]) for c in COLUMNS]} for row in section.rows]
 
 
-def _names(cell: str) -> set[str]:
+def method_names(cell: str) -> set[str]:
     """The registered method names a row's method cell gives in inline code (``rap``, ``rsp``, ...)."""
     return set(re.findall(r"`([A-Za-z0-9_@.-]+)`", cell))

@@ -139,13 +139,17 @@ def _show_input(ax: plt.Axes, image: np.ndarray, mask: np.ndarray | None) -> Non
         ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=1.0)
 
 
-def _show_map(ax: plt.Axes, saliency: np.ndarray, signed: bool) -> None:
+def map_colours(saliency: np.ndarray, signed: bool) -> dict[str, object]:
+    """imshow's colormap and limits for a map scaled by its own max |value| (1 for an all-zero or non-finite map):
+    signed maps diverge around 0 (red positive, blue negative), unsigned maps run from 0."""
     scale = float(np.nanmax(np.abs(saliency))) if np.isfinite(saliency).any() else 0.0
     scale = scale if scale > 0 else 1.0
-    if signed:
-        ax.imshow(saliency, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="antialiased")
-    else:
-        ax.imshow(saliency, cmap="magma", vmin=0.0, vmax=scale, interpolation="antialiased")
+    return {"cmap": "RdBu_r", "vmin": -scale, "vmax": scale} if signed else {"cmap": "magma", "vmin": 0.0,
+                                                                             "vmax": scale}
+
+
+def _show_map(ax: plt.Axes, saliency: np.ndarray, signed: bool) -> None:
+    ax.imshow(saliency, interpolation="antialiased", **map_colours(saliency, signed))
 
 
 def rank_agreement_figure(agreement: pd.DataFrame, metrics: list[str], families: dict[str, str],

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .figures import CONTROL_COLOUR, MASK_COLOUR, RC, _save, plt
+from .figures import CONTROL_COLOUR, MASK_COLOUR, RC, _save, map_colours, plt
 
 DEFAULT_PER_SIDE = 3
 PREFERRED_FAMILY = "localisation"
@@ -108,11 +108,6 @@ def gallery_figure(rows: list[GalleryRow], images: dict[str, np.ndarray], masks:
 def _overlay(ax: Any, image: np.ndarray, saliency: np.ndarray, signed: bool, mask: np.ndarray | None) -> None:
     grey = image.astype(np.float32).mean(axis=0)
     ax.imshow(grey, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
-    scale = float(np.nanmax(np.abs(saliency))) if np.isfinite(saliency).any() else 0.0
-    scale = scale if scale > 0 else 1.0
-    if signed:
-        ax.imshow(saliency, cmap="RdBu_r", vmin=-scale, vmax=scale, alpha=0.7, interpolation="antialiased")
-    else:
-        ax.imshow(saliency, cmap="magma", vmin=0.0, vmax=scale, alpha=0.7, interpolation="antialiased")
+    ax.imshow(saliency, alpha=0.7, interpolation="antialiased", **map_colours(saliency, signed))
     if mask is not None and mask.any():
         ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=0.8)

@@ -10,7 +10,6 @@ The maps are the ones the grid localisation job scored (its ``grid/{method}.zarr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,6 @@ MAX_METHODS = 8
 PREFERRED = ("coda_contributions", "gradcam", "gradient")
 #: grid panels per figure row at most: 3 grids of 2x2, 1 grid of 3x3
 MAX_COLUMNS = 16
-ANCHOR = "grid-examples"
-NOT_RUN = (f'<section id="{ANCHOR}"><h2>Grid localisation examples</h2><p>Not run: the study config has no '
-           "<code>grid</code> section (or <code>grid.enabled: false</code>).</p></section>")
 
 
 @dataclass(frozen=True)
@@ -170,57 +166,22 @@ def figure(examples: GridExamples, methods: list[MethodMaps], controls: set[str]
         return _save(fig, path, ("png", "svg"))
 
 
-@dataclass(frozen=True)
-class GridSection:
-    """The section's figures (PNG, SVG) per (data set, model), relative to the report folder, and what they show."""
-
-    figures: dict[tuple[str, str], tuple[str, str]]
-    notes: dict[tuple[str, str], str]
-
-
-def section(stores: list[Path], order: list[str], controls: set[str], folder: Path) -> GridSection | None:
+def pair_figures(stores: list[Path], order: list[str], controls: set[str], folder: Path) -> list[dict[str, Any]]:
     """Draw one figure per (data set, model) with grid maps stores into ``folder``
-    (``figures/grid_examples_{dataset}_{model}.png`` + ``.svg``); None without stores."""
-    if not stores:
-        return None
-    figures, notes = {}, {}
+    (``figures/grid_examples_{dataset}_{model}.png`` + ``.svg``); per figure its paths relative to ``folder``,
+    the methods it shows and a note saying what it shows (or why it has no grids)."""
+    out = []
     for (dataset, model), examples in read_stores(list(stores)).items():
         name = f"figures/grid_examples_{dataset}_{model}"
         chosen = choose_methods(examples.methods, order)
         figure(examples, chosen, controls, folder / f"{name}.png")
-        figures[(dataset, model)] = (f"{name}.png", f"{name}.svg")
         shown = shown_grids(len(examples.grids), examples.n)
         if shown:
             left_out = len(examples.methods) - len(chosen)
-            notes[(dataset, model)] = (
-                f"first {shown} of {examples.n_grids_built} {examples.n}x{examples.n} grids; "
-                f"{len(chosen)} method(s)" + (f" ({left_out} more in the leaderboard)" if left_out else ""))
+            note = (f"first {shown} of {examples.n_grids_built} {examples.n}x{examples.n} grids; "
+                    f"{len(chosen)} method(s)" + (f" ({left_out} more in the leaderboard)" if left_out else ""))
         else:
-            notes[(dataset, model)] = f"no grids: {examples.reason or 'no grid maps kept'}"
-    return GridSection(figures=figures, notes=notes)
-
-
-def render(grid: GridSection | None) -> str:
-    """The section's HTML; a short 'not run' section when the study has no grid localisation."""
-    if grid is None:
-        return NOT_RUN
-    parts = [
-        f'<section id="{ANCHOR}">', "<h2>Grid localisation examples</h2>",
-        '<div class="explain"><p><strong>What it shows.</strong> Grid localisation (B&ouml;hle et al., CVPR 2021, '
-        "CoDA-Nets): the model sees an n&times;n grid of images it classifies correctly and confidently, each of "
-        "another class, and each method explains every cell's class in turn. The first row shows the grid with "
-        "the explained cell outlined; each further row is one method's map for that cell's class over the grid "
-        "in grey (scaled by its own maximum absolute value; signed maps red positive, blue negative). The title "
-        "is the cell's score: the share of the map's positive attribution inside the outlined cell "
-        "(<code>grid_localisation_NxN</code> in the leaderboard, chance 1/n&sup2;).</p>"
-        "<p><strong>How to read it.</strong> A method that localises puts its positive attribution in the "
-        "outlined cell whichever cell is explained; one whose maps look alike across a grid's cells explains "
-        "the image rather than the class. These are the maps the scores were computed from.</p></div>",
-    ]
-    for (dataset, model), (png, svg) in sorted(grid.figures.items()):
-        parts += [f'<h3 id="{ANCHOR}-{escape(dataset)}--{escape(model)}">{escape(dataset)} / {escape(model)}</h3>',
-                  f"<p>{escape(grid.notes[(dataset, model)])}; <a href=\"{escape(svg)}\">SVG version</a>.</p>",
-                  f'<img src="{escape(png)}" alt="grid localisation examples for {escape(dataset)} / '
-                  f'{escape(model)}">']
-    parts.append("</section>")
-    return "\n".join(parts)
+            note = f"no grids: {examples.reason or 'no grid maps kept'}"
+        out.append({"dataset": dataset, "model": model, "png": f"{name}.png", "svg": f"{name}.svg", "note": note,
+                    "methods": [m.method for m in chosen] if shown else []})
+    return out

@@ -8,8 +8,8 @@ are shown unlabelled, one per kept cluster.
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,10 +25,6 @@ MAPS_PER_LAYER = 4
 TOP_LABELS = 3
 #: characteristics plotted per class: the largest and the smallest slopes
 TREND_LINES = 3
-#: the section when the study computes no cluster maps
-NOT_RUN = ('<section id="layerwise"><h2>Layer-wise explanations (INV)</h2><p>Not computed in this study: add a '
-           "<code>layerwise</code> section to the config for cluster maps and their labels.</p></section>")
-
 
 def _merged_rows(labels_dir: Path | None, dataset: str, model: str) -> pd.DataFrame:
     if labels_dir is None or not (Path(labels_dir) / "merged.parquet").exists():
@@ -131,41 +127,33 @@ def _rc():
     return rc_context(RC)
 
 
-def _top_table(per_layer: pd.DataFrame, trends: pd.DataFrame, classes: list[str]) -> str:
-    """Per class: the three characteristics with the highest mean score over layers, with their slopes."""
+def top_characteristics(per_layer: pd.DataFrame, trends: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+    """Per class: the :data:`TOP_LABELS` characteristics with the highest mean score over layers, with their trend
+    slopes (None where a single layer gives none)."""
     if per_layer.empty:
-        return ""
+        return []
     means = per_layer.groupby(["target", "synonym"])["score"].mean().reset_index()
     means = means.merge(trends[["target", "synonym", "slope"]], on=["target", "synonym"], how="left")
-    rows = []
+    out = []
     for target, part in means.groupby("target"):
         top = part.sort_values(["score", "synonym"], ascending=[False, True]).head(TOP_LABELS)
-        cells = ", ".join(f"{escape(s)} ({v:.2f}, slope {'n/a' if pd.isna(d) else f'{d:+.2f}'})"
-                          for s, v, d in zip(top["synonym"], top["score"], top["slope"]))
-        name = classes[target] if target < len(classes) else str(target)
-        rows.append(f"<tr><td>{escape(name)}</td><td>{cells}</td></tr>")
-    return ("<table><thead><tr><th>class</th><th>top characteristics (mean score over layers, trend slope per "
-            "layer)</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        out.append({"class": classes[target] if target < len(classes) else str(target),
+                    "characteristics": [{"synonym": str(s), "score": float(v), "slope": None if pd.isna(d) else float(d)}
+                                        for s, v, d in zip(top["synonym"], top["score"], top["slope"])]})
+    return out
 
 
-def section(cluster_stores: list[Path], labels_dir: Path | None, data_stores: dict[str, Path], folder: Path,
-            n_items: int = 2) -> str:
-    """Draw the section's figures into ``folder``/figures and return its HTML (:data:`NOT_RUN` without stores)."""
-    if not cluster_stores:
-        return NOT_RUN
+def pair_parts(cluster_stores: list[Path], labels_dir: Path | None, data_stores: dict[str, Path], folder: Path,
+               n_items: int = 2) -> list[dict[str, Any]]:
+    """Per cluster store (one data set and model): draw its cluster-maps figure and, with labels, its trends figure
+    into ``folder``/figures; their paths relative to ``folder`` (None when not drawn), whether the maps are
+    labelled, and each class's top characteristics."""
     labels_dir = Path(labels_dir) if labels_dir else None
     per_layer_all = trends_all = None
     if labels_dir is not None and (labels_dir / "global.parquet").exists():
         per_layer_all = read_table(labels_dir / "global.parquet")
         trends_all = pd.read_csv(labels_dir / "trends.csv")
-    parts = ['<section id="layerwise">', "<h2>Layer-wise explanations (INV)</h2>",
-             "<p>Cluster maps (Bianchi et al., IJCAI 2024): per layer, feature maps grouped by PCA, t-SNE and Ward "
-             "clustering and averaged with their guided-gradient weights; <i>w</i> is the cluster's share of the "
-             "layer's weight. Labels come from people playing the labelling page (reveal the image through the map, "
-             "guess the class, describe it), grouped into characteristics with Sentence-BERT; a label's score is "
-             "freq &middot; (1 &minus; 0.1 &middot; mean reveal step), divided by 4 when no guess was right. Maps of "
-             "a layer sharing their best characteristic are merged. Each map shows its top-3 characteristics with "
-             "their scores.</p>"]
+    out = []
     for path in cluster_stores:
         store = open_store(path)
         dataset, model = store_key(Path(path), store)
@@ -177,26 +165,18 @@ def section(cluster_stores: list[Path], labels_dir: Path | None, data_stores: di
         images = {str(i): data["image"].sel(item=i).values.transpose(1, 2, 0) for i in data["item"].values
                   if str(i) in ids}
         merged = _merged_rows(labels_dir, dataset, model)
-        parts.append(f"<h3>{escape(dataset)} / {escape(model)}</h3>")
+        part: dict[str, Any] = {"dataset": dataset, "model": model, "labelled": not merged.empty,
+                                "maps_png": None, "trends_png": None, "top": []}
         name = f"figures/layerwise_maps_{dataset}_{model}.png"
         if maps_figure(store, images, classes, merged, n_items, folder / name):
-            caption = ("labelled, merged cluster maps" if not merged.empty else
-                       "cluster maps (no labels yet: play the labelling page and list the saved file in "
-                       "<code>layerwise.labels</code>)")
-            parts.append(f'<figure><img src="{name}" alt="layer-wise cluster maps of {escape(model)}">'
-                         f"<figcaption>{caption}, rows: item and layer; labelling page: "
-                         f"<code>results/{escape(dataset)}/{escape(model)}/layerwise/labelling.html</code>"
-                         "</figcaption></figure>")
+            part["maps_png"] = name
         if per_layer_all is not None:
-            keep = (per_layer_all["dataset"] == dataset) & (per_layer_all["model"] == model)
-            per_layer = per_layer_all[keep]
+            per_layer = per_layer_all[(per_layer_all["dataset"] == dataset) & (per_layer_all["model"] == model)]
             trends = trends_all[(trends_all["dataset"] == dataset) & (trends_all["model"] == model)]
             layers = [str(layer) for layer in store["layer"].values]
             name = f"figures/layerwise_trends_{dataset}_{model}.png"
             if trends_figure(per_layer, trends, layers, classes, folder / name):
-                parts.append(f'<figure><img src="{name}" alt="global explanations of {escape(model)} across layers">'
-                             "<figcaption>Global explanations: per class, the mean score of the characteristics "
-                             "with the largest and smallest least-squares trends across layers.</figcaption></figure>")
-            parts.append(_top_table(per_layer, trends, classes))
-    parts.append("</section>")
-    return "\n".join(parts)
+                part["trends_png"] = name
+            part["top"] = top_characteristics(per_layer, trends, classes)
+        out.append(part)
+    return out

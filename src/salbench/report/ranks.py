@@ -16,13 +16,13 @@ arXiv:1912.00818; Hedström et al., Quantus, JMLR 24(34), 2023). Two numbers mak
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau, rankdata
+from scipy.stats import kendalltau
 
-from .tables import BOOTSTRAP_BLOCK, CI_LEVEL, group_rng
+from ..stats import CI_LEVEL, group_rng, paired_bootstrap, percentile_interval, rank_rows
 
 RANK_COLUMNS = ["dataset", "model", "metric", "method", "rank", "rank_mean", "rank_low", "rank_high", "p_best",
                 "n_ranked"]
@@ -36,52 +36,6 @@ def fmt_rank(rank: float | None) -> str:
     return f"{rank:.0f}" if float(rank).is_integer() else f"{rank:.1f}"
 
 
-def paired_aggregates(values: np.ndarray, targets: np.ndarray, how: str, weights: np.ndarray) -> np.ndarray:
-    """Aggregates [B, M] of M methods' per-item ``values`` [M, N] under B item weightings ``weights`` [B, N].
-
-    A weighting counts how often each item was drawn (all ones = the plain aggregate). NaN values are
-    items the method cannot score: they are left out of that method's aggregate only. ``how`` is "mean"
-    (weighted mean over items) or "class_mean" (mean over the classes drawn of the weighted per-class
-    mean); an aggregate with no scorable item drawn is NaN.
-    """
-    scorable = ~np.isnan(values)
-    filled = np.where(scorable, values, 0.0).T  # [N, M]
-    if how == "mean":
-        return _ratio(weights @ filled, weights @ scorable.T.astype(float))
-    if how != "class_mean":
-        raise ValueError(f"unknown aggregate {how!r}; allowed: mean, class_mean")
-    total = np.zeros((weights.shape[0], values.shape[0]))
-    drawn = np.zeros_like(total)
-    for cls in np.unique(targets):
-        members = targets == cls
-        mean = _ratio(weights[:, members] @ filled[members], weights[:, members] @ scorable[:, members].T.astype(float))
-        total += np.nan_to_num(mean)
-        drawn += ~np.isnan(mean)
-    return _ratio(total, drawn)
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator``, NaN where the denominator is 0."""
-    return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=denominator > 0)
-
-
-def rank_rows(oriented: np.ndarray) -> np.ndarray:
-    """Rank each row's entries, 1 = largest; ties share their average rank; NaN entries rank last (tied)."""
-    return rankdata(-np.nan_to_num(oriented, nan=-np.inf), axis=-1, method="average").astype(float)
-
-
-def resample_weights(n_items: int, n_boot: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
-    """Item weightings of ``n_boot`` resamples of ``n_items`` items with replacement, in memory-bounded blocks.
-
-    Each row holds how often each item was drawn (a multinomial draw of ``n_items`` over equal
-    probabilities, the same law as drawing ``n_items`` indices uniformly).
-    """
-    block = max(1, BOOTSTRAP_BLOCK // max(n_items, 1))
-    probabilities = np.full(n_items, 1.0 / n_items)
-    for start in range(0, n_boot, block):
-        yield rng.multinomial(n_items, probabilities, size=min(block, n_boot - start)).astype(float)
-
-
 def bootstrap_ranks(values: np.ndarray, targets: np.ndarray, how: str, higher_is_better: bool, n_boot: int,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point ranks [M], bootstrap ranks [B, M] and best flags [B, M] of M methods' per-item ``values`` [M, N].
@@ -89,13 +43,9 @@ def bootstrap_ranks(values: np.ndarray, targets: np.ndarray, how: str, higher_is
     Items are resampled once per bootstrap replicate and shared by all methods (paired ranks).
     """
     sign = 1.0 if higher_is_better else -1.0
-    point = sign * paired_aggregates(values, targets, how, np.ones((1, values.shape[1])))[0]
-    ranks, best = [], []
-    for weights in resample_weights(values.shape[1], n_boot, rng):
-        oriented = np.nan_to_num(sign * paired_aggregates(values, targets, how, weights), nan=-np.inf)
-        ranks.append(rank_rows(oriented))
-        best.append(oriented == oriented.max(axis=1, keepdims=True))
-    return rank_rows(point), np.concatenate(ranks), np.concatenate(best)
+    point, boot = paired_bootstrap(values, targets, how, n_boot, rng)
+    oriented = np.nan_to_num(sign * boot, nan=-np.inf)
+    return rank_rows(sign * point), rank_rows(oriented), oriented == oriented.max(axis=1, keepdims=True)
 
 
 def method_ranks(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], n_boot: int = 1000,
@@ -107,7 +57,6 @@ def method_ranks(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], n
     interval of those ranks (outward: observed ranks), ``p_best`` the share of resamples in which it is
     best (ties included). Methods with no scorable item are not ranked (NaN); ``n_ranked`` counts the rest.
     """
-    tail = (1.0 - level) / 2.0
     frames = []
     for (dataset, model, metric), group in scores.groupby(["dataset", "model", "metric"], sort=True):
         info = metric_info[metric]
@@ -122,8 +71,7 @@ def method_ranks(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], n
                                             n_boot, group_rng(seed, (dataset, model, metric, "ranks")))
         frame.loc[ranked, "rank"] = point
         frame.loc[ranked, "rank_mean"] = boot.mean(axis=0)
-        frame.loc[ranked, "rank_low"] = np.quantile(boot, tail, axis=0, method="lower")
-        frame.loc[ranked, "rank_high"] = np.quantile(boot, 1.0 - tail, axis=0, method="higher")
+        frame.loc[ranked, "rank_low"], frame.loc[ranked, "rank_high"] = percentile_interval(boot, level, outward=True)
         frame.loc[ranked, "p_best"] = best.mean(axis=0)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RANK_COLUMNS)
     return table.astype({c: "float64" for c in RANK_COLUMNS[4:9]} | {"n_ranked": "int64"})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from matplotlib.lines import Line2D
 from ..sanity.checks import CHECKS, ORDERS, Check, cascade_rows, controls as check_controls
 from ..sanity.checks.base import STAGES
 from ..sanity.verdicts import verdict_values, verdicts
-from ..config import load_catalog
+from ..snapshot import load_catalog
 from ..store import open_store, read_table
 from .figures import CONTROL_COLOUR, RC, _save, _show_map
 
@@ -51,17 +50,6 @@ NOISY_METHOD, RANDOM_CONTROL = "noisy", "random"
 TICK, CROSS = "\u2713", "\u2717"
 #: line style of each cascade order in the curves
 ORDER_STYLE = dict(zip(ORDERS, ("-", "--")))
-
-
-@dataclass(frozen=True)
-class SanitySection:
-    """What the page shows of the sanity checks; paths are relative to the report folder."""
-
-    verdicts: pd.DataFrame
-    curves_png: str | None
-    grids: dict[tuple[str, str], str]
-    verdicts_csv: str
-    permuted_accuracy: dict[tuple[str, str], float]
 
 
 def load_tables(paths: list[Path]) -> pd.DataFrame:
@@ -233,25 +221,24 @@ def _flag(value: Any) -> bool | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value) else bool(value)
 
 
-def self_test(part: pd.DataFrame, checks: list[str], fmt) -> str:
-    """The controls self-test of one (data set, model): per check, the controls that must fail it and their
-    verdicts, the random-noise control's verdict, and the noise trap (noisy vs clean maps), with the conclusion."""
+def self_test_rows(part: pd.DataFrame, checks: list[str]) -> list[dict[str, Any]]:
+    """The controls self-test of one (data set, model), per check: the controls that must fail it and their
+    verdicts, the random-noise control's verdict, the noise trap (noisy vs clean maps) and the conclusion."""
     names = part["method_name"] if "method_name" in part else part["method"]
-    none = "\u2014"
-    body = []
+    out = []
     for check in checks:
         rows = part[part["check"] == check]
         must_fail = {control for control, failed in check_controls().items() if check in failed}
         controls, random, traps = [], [], []
         for index, r in rows.iterrows():
-            verdict = "passes" if r["passed"] else "fails"
             if names.loc[index] in must_fail:
-                controls.append(f"{escape(r['method'])}: {verdict} {CROSS if r['passed'] else TICK}")
+                controls.append({"method": str(r["method"]), "passed": bool(r["passed"])})
             if names.loc[index] == RANDOM_CONTROL:
-                random.append(f"{escape(r['method'])}: {verdict} ({fmt(r['value'])})")
+                random.append({"method": str(r["method"]), "passed": bool(r["passed"]), "value": float(r["value"])})
             if isinstance(r.get("clean_method"), str) and r["clean_method"]:
-                traps.append(f"{escape(r['method'])} vs {escape(r['clean_method'])}: \u0394 {fmt(r['noise_gain'])} "
-                             f'<span class="ci">[{fmt(r["noise_ci_low"])}, {fmt(r["noise_ci_high"])}]</span>')
+                traps.append({"noisy": str(r["method"]), "clean": str(r["clean_method"]),
+                              "gain": float(r["noise_gain"]), "ci_low": float(r["noise_ci_low"]),
+                              "ci_high": float(r["noise_ci_high"])})
         first = rows.iloc[0]
         trusted, noise = _flag(first["trustworthy"]), _flag(first.get("rewards_noise"))
         passed_by_noise = bool(rows["passed"][names.loc[rows.index] == RANDOM_CONTROL].any())
@@ -259,83 +246,47 @@ def self_test(part: pd.DataFrame, checks: list[str], fmt) -> str:
                       "rewards noise: a noisy map scores better than its clean original" if noise else
                       "pure noise passes it: a necessary condition, not a sufficient one" if passed_by_noise else
                       "validated by its controls" if trusted else "no control validates it")
-        cells = ["<br>".join(cell) or none for cell in (controls, random, traps)]
-        body.append(f"<tr><th>{escape(check)}</th>{''.join(f'<td>{c}</td>' for c in cells)}"
-                    f"<td>{escape(conclusion)}</td></tr>")
-    return ('<details class="selftest"><summary>Controls self-test</summary><p>Per check: the controls that must '
-            "fail it (a control that passes makes the check untrustworthy), the random-noise control (a check that "
-            "pure noise passes is a necessary condition, never a sufficient one), and the noise trap: the paired "
-            "per-item difference \u0394 = noisy \u2212 clean of the check's statistic with its 95% interval; an "
-            "interval beyond 0 in the check's favourable direction means the check rewards noise.</p>"
-            '<div class="scroll"><table class="board"><tr><th>check</th><th>controls that must fail it</th>'
-            "<th>random control</th><th>noise trap</th><th>conclusion</th></tr>" + "".join(body) + "</table></div>"
-            "</details>")
+        out.append({"check": check, "controls": controls, "random": random, "traps": traps,
+                    "conclusion": conclusion})
+    return out
 
 
-def render(section: SanitySection | None, methods: list[str], controls: set[str], fmt) -> str:
-    """The HTML of the sanity-check section."""
-    parts = ['<section id="sanity">', "<h2>Sanity checks</h2>"]
-    if section is None or section.verdicts.empty:
-        return "\n".join([*parts, "<p>No sanity checks were configured.</p>", "</section>"])
+def verdict_matrices(verdicts: pd.DataFrame, methods: list[str], controls: set[str],
+                     accuracy: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
+    """Per (data set, model): the checks (columns, registry order) with their trust, one row per method (the
+    report's order) with a cell per check (None where it did not run), the permuted-label model's training
+    accuracy and the controls self-test."""
     meanings = check_meanings()
-    parts.append(
-        '<div class="explain"><p><strong>What it shows.</strong> Whether each method\'s maps depend on what they '
-        "claim to explain. Each cell is a verdict (pass/fail) on the mean of a per-item statistic with its 95% "
-        "bootstrap interval; a verdict whose interval crosses the threshold is marked uncertain (?). Checks:</p><ul>"
-        + "".join(f"<li><code>{escape(c)}</code>: {escape(m)}</li>" for c, m in meanings.items())
-        + "</ul><p><strong>How to read it.</strong> The controls validate the checks: the Sobel edge map "
-        "ignores the model, so it must fail the randomisation checks; the centre prior ignores the input, so it must "
-        "fail input sensitivity. When a control passes a check it must fail, that check's column is marked "
-        "<em>not trustworthy</em> and its verdicts should not be believed. A check that scores a noisy copy of a "
-        "method's map (<code>noisy</code>: the map plus i.i.d. noise) better than the clean map is marked "
-        "<em>rewards noise</em> (Binder et al., CVPR 2023): passing it says little. The controls self-test below "
-        "each matrix lists, per check, the controls' verdicts, the random-noise control's and the noise trap. "
-        "Passing a randomisation check is a necessary condition only.</p></div>")
-    for (dataset, model), part in section.verdicts.groupby(["dataset", "model"], sort=True):
-        checks = [c for c in [*meanings, *sorted(set(part["check"]) - set(meanings))]
-                  if c in set(part["check"])]
-        header = []
+    out = []
+    for (dataset, model), part in verdicts.groupby(["dataset", "model"], sort=True):
+        ran = set(part["check"])
+        checks = [c for c in [*meanings, *sorted(ran - set(meanings))] if c in ran]
+        columns = []
         for check in checks:
             first = part[part["check"] == check].iloc[0]
-            mark = {True: " (validated)", False: " \u26a0 not trustworthy", None: ""}[_flag(first["trustworthy"])]
-            if _flag(first.get("rewards_noise")):
-                mark += " \u26a0 rewards noise"
-            header.append(f"<th>{escape(check)}<br><span class=\"weak\">{escape(mark)}</span></th>")
-        body = []
+            columns.append({"check": check, "trustworthy": _flag(first["trustworthy"]),
+                            "rewards_noise": bool(_flag(first.get("rewards_noise")))})
+        cells = {(r["method"], r["check"]): r for _, r in part.iterrows()}
+        rows = []
         for method in [m for m in methods if m in set(part["method"])]:
-            cells = []
-            for check in checks:
-                row = part[(part["method"] == method) & (part["check"] == check)]
-                if row.empty:
-                    cells.append("<td></td>")
-                    continue
-                r = row.iloc[0]
-                verdict = ("pass" if r["passed"] else "fail") + ("" if r["decisive"] else " ?")
-                colour = "#1a7f37" if r["passed"] else "#b42318"
-                cells.append(f'<td class="num" title="{escape(str(r["note"]))}"><strong style="color:{colour}">'
-                             f'{verdict}</strong><br>{fmt(r["value"])} <span class="ci">[{fmt(r["ci_low"])}, '
-                             f'{fmt(r["ci_high"])}]</span></td>')
-            label = f"<em>{escape(method)}</em>" if method in controls else escape(method)
-            body.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
-        accuracy = section.permuted_accuracy.get((dataset, model))
-        note = (f"<p>Permuted-label model for data randomisation: training accuracy {accuracy:.3f} "
-                "(it memorised random labels).</p>" if accuracy is not None else "")
-        parts += [f"<h3>{escape(dataset)} / {escape(model)}</h3>", note, '<div class="scroll"><table class="board">',
-                  f"<tr><th>method</th>{''.join(header)}</tr>", *body, "</table></div>",
-                  self_test(part, checks, fmt)]
-    parts.append(f'<p>Thresholds and statistics per check: <a href="{escape(section.verdicts_csv)}">'
-                 f"{escape(section.verdicts_csv)}</a>.</p>")
-    if section.curves_png:
-        parts += ["<h3>Cascading randomisation curves</h3>",
-                  "<p>Mean similarity of each stage's map to the original map (stage 0) as the weights are "
-                  "re-initialised from the logits down to the input (top-down, solid) and, where configured, from "
-                  "the input up in forward order (bottom-up, dashed; both end in the same fully random model). A "
-                  "curve that falls to zero passes; one that stays high means the map does not depend on the "
-                  "learned weights. A top-down curve that stays high while the bottom-up one falls shows Binder "
-                  "et al.'s point: top-down randomisation keeps the lower layers' activations.</p>",
-                  f'<img src="{escape(section.curves_png)}" alt="similarity to the original map per cascade stage">']
-    for (dataset, model), src in sorted(section.grids.items()):
-        parts += [f"<h3>Maps across cascade stages: {escape(dataset)} / {escape(model)}</h3>",
-                  f'<img src="{escape(src)}" alt="maps of the first item across the cascade stages">']
-    parts.append("</section>")
-    return "\n".join(parts)
+            rows.append({"method": method, "control": method in controls,
+                         "cells": [_cell(cells[(method, c)]) if (method, c) in cells else None for c in checks]})
+        out.append({"dataset": str(dataset), "model": str(model), "checks": columns, "rows": rows,
+                    "permuted_accuracy": accuracy.get((dataset, model)), "self_test": self_test_rows(part, checks)})
+    return out
+
+
+def _cell(row: pd.Series) -> dict[str, Any]:
+    """One verdict as the matrix shows it."""
+    return {"passed": bool(row["passed"]), "decisive": bool(row["decisive"]), "value": float(row["value"]),
+            "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]), "note": str(row.get("note", ""))}
+
+
+def verdicts_by_method(verdicts: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Each method's verdicts (data set, model, check, pass/fail, decisive, value and interval, trust)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for _, r in verdicts.sort_values(["dataset", "model", "check"], kind="stable").iterrows():
+        out.setdefault(str(r["method"]), []).append(
+            {"dataset": str(r["dataset"]), "model": str(r["model"]), "check": str(r["check"]),
+             "trustworthy": _flag(r["trustworthy"]), **_cell(r)})
+    return out

@@ -10,13 +10,14 @@ target classes of the per-class mean, as in the TorchRay pointing game).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+
+from ..stats import CI_LEVEL, bootstrap_interval, group_rng, paired_aggregates  # noqa: F401  (CI_LEVEL: sections)
 
 SCORE_COLUMNS = ["dataset", "model", "method", "item", "target", "metric", "value"]
 GROUP_COLUMNS = ["dataset", "model", "method", "metric"]
@@ -26,12 +27,9 @@ SUMMARY_COLUMNS = [*GROUP_COLUMNS, "aggregate", "higher_is_better", "value", "ci
 CONTROL_METHODS = ("centre", "random", "sobel")
 RUN_COLUMNS = ["dataset", "model", "method", "method_name", "method_params", "seed", "device", "host", "git_revision",
                "salbench", "torch", "python", "runtime_s", "checkpoint_sha256", "data_manifest_sha256"]
-CI_LEVEL = 0.95
 #: metric families in report order (the modules of src/salbench/metrics); others follow by name
 FAMILY_ORDER = ("localisation", "faithfulness", "complexity")
 OTHER_FAMILY = "other"
-#: resampled item indices held in memory at once (bounds the bootstrap's memory on large data sets)
-BOOTSTRAP_BLOCK = 2_000_000
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
@@ -83,47 +81,8 @@ def load_scores(files: Iterable[Path]) -> pd.DataFrame:
 
 def aggregate(values: np.ndarray, targets: np.ndarray, how: str) -> float:
     """``how`` = "mean" over items, or "class_mean": mean over classes of the per-class mean (no NaN in)."""
-    if values.size == 0:
-        return float("nan")
-    if how == "mean":
-        return float(values.mean())
-    if how == "class_mean":
-        _, classes = np.unique(targets, return_inverse=True)
-        sums = np.bincount(classes, weights=values)
-        return float(np.mean(sums / np.bincount(classes)))
-    raise ValueError(f"unknown aggregate {how!r}; allowed: mean, class_mean")
-
-
-def bootstrap_ci(values: np.ndarray, targets: np.ndarray, how: str, n_boot: int,
-                 rng: np.random.Generator, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile interval of ``aggregate`` over ``n_boot`` resamples of items (with replacement)."""
-    n = values.size
-    if n == 0:
-        return float("nan"), float("nan")
-    _, classes = np.unique(targets, return_inverse=True)
-    n_classes = int(classes.max()) + 1
-    block = max(1, BOOTSTRAP_BLOCK // n)
-    stats = []
-    for start in range(0, n_boot, block):
-        rows = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(rows, n))
-        if how == "mean":
-            stats.append(values[idx].mean(axis=1))
-            continue
-        key = (np.arange(rows)[:, None] * n_classes + classes[idx]).ravel()
-        sums = np.bincount(key, weights=values[idx].ravel(), minlength=rows * n_classes).reshape(rows, n_classes)
-        counts = np.bincount(key, minlength=rows * n_classes).reshape(rows, n_classes)
-        present = counts > 0
-        stats.append(np.where(present, sums / np.maximum(counts, 1), 0.0).sum(axis=1) / present.sum(axis=1))
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(np.concatenate(stats), [tail, 1.0 - tail])
-    return float(low), float(high)
-
-
-def group_rng(seed: int, key: Iterable[str]) -> np.random.Generator:
-    """A generator seeded by ``seed`` and the group's names, so a group's interval ignores other groups."""
-    digest = hashlib.sha256("\x1f".join(key).encode()).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+    values = np.asarray(values, dtype=np.float64)
+    return float(paired_aggregates(values[None], targets, how, np.ones((1, values.size)))[0, 0])
 
 
 def summarise(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], controls: Iterable[str] = (),
@@ -141,7 +100,8 @@ def summarise(scores: pd.DataFrame, metric_info: dict[str, dict[str, Any]], cont
         scorable = np.isfinite(raw) & ~nonfinite
         values = raw[scorable]
         targets = group["target"].to_numpy()[scorable]
-        low, high = bootstrap_ci(values, targets, info["aggregate"], n_boot, group_rng(seed, key))
+        _, low, high = bootstrap_interval(values, targets=targets, how=info["aggregate"], n_boot=n_boot,
+                                          rng=group_rng(seed, key))
         rows.append({
             **dict(zip(GROUP_COLUMNS, key)), "aggregate": info["aggregate"],
             "higher_is_better": bool(info["higher_is_better"]), "value": aggregate(values, targets, info["aggregate"]),
@@ -173,7 +133,7 @@ def metric_families(config: dict[str, Any], metric_info: dict[str, dict[str, Any
     A ``family`` in the metric's info wins; otherwise it is the module its registered metric lives in,
     read from the registry catalog (``metrics/faithfulness.py`` -> "faithfulness"); "other" if unknown.
     """
-    from ..config import load_catalog
+    from ..snapshot import load_catalog
 
     catalog = load_catalog()["metrics"]
     specs = config.get("metrics") or {}

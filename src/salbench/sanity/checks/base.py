@@ -29,6 +29,8 @@ OBJECTS: dict[str, int] = {"single_object": 1, "two_object": 2}
 #: which rows of a cascade a verdict reads: every row (not a cascade), the last stage (fully randomised)
 #: or the stage after ``sanity.top_fraction`` of the stages
 STAGES: tuple[str, ...] = ("", "last", "fraction")
+#: what a check tests a method's sensitivity to (a saliency card's attribute; Boggust et al., FAccT 2023)
+SENSITIVITIES: tuple[str, ...] = ("input", "label", "model")
 #: ``statistic`` value meaning "the configured similarity measure" (``sanity.measure``)
 MEASURE = "measure"
 
@@ -43,7 +45,8 @@ class Check:
     family writes one group of rows per cascade). ``statistic``: the table statistic, or :data:`MEASURE`.
     ``rule``: what the per-item statistic is, in words. ``controls``: control methods (model- or
     input-independent maps) that must fail the check; one that passes makes the check untrustworthy.
-    ``requires``: model capabilities (keys of a model spec's ``lacks``) the check needs.
+    ``requires``: model capabilities (keys of a model spec's ``lacks``) the check needs. ``sensitivity``: what the
+    check tests the maps' sensitivity to (one of :data:`SENSITIVITIES`; a saliency card's attribute), or "".
     """
 
     name: str
@@ -59,9 +62,11 @@ class Check:
     stage: str = ""
     controls: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    sensitivity: str = ""
 
     def __post_init__(self) -> None:
         for field, value, allowed in (("passes_when", self.passes_when, PASSES_WHEN),
+                                      ("sensitivity", self.sensitivity, ("", *SENSITIVITIES)),
                                       ("applies_to", self.applies_to, tuple(OBJECTS)), ("stage", self.stage, STAGES)):
             if value not in allowed:
                 raise ValueError(f"check {self.name!r}: {field} {value!r} is not one of {', '.join(allowed)}")

@@ -23,6 +23,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="label",
     name=NAME, compute=compute, statistic="similarity", passes_when="below", threshold=0.5, applies_to="two_object",
     description="maps for the two classes of a two-object image differ (Sixt et al. 2020; Rebuffi et al. 2020)",
     citation="Sixt, Granz & Landgraf. When Explanations Lie: Why Many Modified BP Attributions Fail. ICML 2020. "

@@ -27,6 +27,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="label",
     name=NAME, compute=compute, citation=ADEBAYO, statistic=MEASURE, passes_when="below", threshold=0.5,
     description="maps of a model trained on permuted labels differ from the real model's (Adebayo et al. 2018)",
     rule="similarity of the random-label model's map to the trained model's"))

@@ -78,6 +78,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="model",
     name=NAME, compute=compute, statistic=NAME, passes_when="above", threshold=0.0, controls=("sobel",),
     requires=(CAPABILITY,),
     description="the maps' histogram entropy rises when the model is fully randomised (eMPRT, Hedström et al. "

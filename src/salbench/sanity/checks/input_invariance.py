@@ -24,6 +24,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="input",
     name=NAME, compute=compute, statistic="relative_l1", passes_when="below", threshold=0.05,
     description="a mean shift the model compensates exactly leaves the maps unchanged (Kindermans et al. 2019)",
     citation="Kindermans, Hooker, Adebayo, Alber, Schütt, Dähne, Erhan & Kim. The (Un)reliability of Saliency "

@@ -25,6 +25,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="input",
     name=NAME, compute=compute, statistic="gap", passes_when="above", threshold=0.1, controls=("centre",),
     description="maps of an image are closer to its noisy copy's than to another image's (input-agnostic test)",
     citation="Akhtar & Jalwana. Rethinking Interpretation: Input-Agnostic Saliency Mapping of Deep Visual "

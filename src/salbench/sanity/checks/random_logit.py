@@ -24,6 +24,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="label",
     name=NAME, compute=compute, statistic=MEASURE, passes_when="below", threshold=0.5, applies_to="two_object",
     description="the map for a random other class differs from the target's (Sixt et al. 2020; Quantus)",
     citation="Sixt, Granz & Landgraf. When Explanations Lie: Why Many Modified BP Attributions Fail. ICML 2020. "

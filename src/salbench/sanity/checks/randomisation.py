@@ -70,11 +70,13 @@ FAMILY = dict(compute=cascades, statistic=MEASURE, passes_when="below", threshol
               requires=(CAPABILITY,))
 
 register_check(Check(
+    sensitivity="model",
     name=FULL,
     description="maps change when the model's weights are randomised top-down, cascading (Adebayo et al. 2018)",
     citation=ADEBAYO, rule="similarity of the fully randomised (last cascading stage) map to the original",
     stage="last", **FAMILY))
 register_check(Check(
+    sensitivity="model",
     name="top_layer_sensitivity",
     description="maps already change when only the top layers are randomised (guided backprop does not, Adebayo "
                 "et al. 2018)",
@@ -82,6 +84,7 @@ register_check(Check(
                            "down, ``top_fraction`` of its stages) to the original", rows=FULL, stage="fraction",
     **FAMILY))
 register_check(Check(
+    sensitivity="model",
     name="bottom_layer_sensitivity",
     description="maps already change when only the bottom layers are randomised, from the input up in forward "
                 "order (Binder et al. 2023: top-down randomisation keeps activation scales)",

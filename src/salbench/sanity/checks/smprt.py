@@ -49,6 +49,7 @@ def compute(job: "CheckJob") -> list[pd.DataFrame]:
 
 
 register_check(Check(
+    sensitivity="model",
     name=NAME, compute=compute, statistic=MEASURE, passes_when="below", threshold=0.5, stage="last",
     controls=("sobel",), requires=(CAPABILITY,),
     description="maps averaged over noisy inputs change when the model's weights are randomised (sMPRT, "
