@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from salbench.grid import (
     cell_fractions,
     assemble_grids,
     cell_index,
+    resizes_grids,
     confidences,
     confident_order,
     sample_blocks,
@@ -244,6 +246,26 @@ def test_a_model_that_rejects_the_grid_size_suggests_resize():
     images, targets = colour_items()
     with pytest.raises(GridError, match="grid.resize: true"):
         build_grids(FixedSize(), ColourModel.spec, images, targets, GridSettings(n=2, n_grids=2), 16, "cpu")
+
+
+def test_a_model_of_one_input_size_gets_resized_grids_without_the_setting():
+    """A ViT's position embeddings take only its input size (timm asserts it): its grids are resized; a model
+    that rejects the size with an assertion gets the same suggestion as one raising a RuntimeError."""
+    from salbench.models.vit import SPEC as VIT_SPEC
+
+    class AssertsSize(ColourModel):
+        spec = dataclasses.replace(ColourModel.spec, lacks={"any_input_size": "position embeddings"})
+
+        def forward(self, x):
+            assert x.shape[-1] == SIZE, "Input height doesn't match model"
+            return super().forward(x)
+
+    assert resizes_grids(VIT_SPEC, GridSettings()) and not resizes_grids(ColourModel.spec, GridSettings())
+    images, targets = colour_items()
+    grids = build_grids(AssertsSize(), AssertsSize.spec, images, targets, GridSettings(n=2, n_grids=2), 16, "cpu")
+    assert grids.images.shape == (2, 3, SIZE, SIZE)
+    with pytest.raises(GridError, match="grid.resize: true"):
+        build_grids(AssertsSize(), ColourModel.spec, images, targets, GridSettings(n=2, n_grids=2), 16, "cpu")
 
 
 def test_config_grid_section_forms_and_n_check():

@@ -21,7 +21,9 @@ CVPR 2021, Sec. 5.2 (their code: ``interpretability/analyses/localisation.py``, 
    ``k // n``, the transposed placement of the same images; a permutation of cells, kept here because the
    report's examples and item ids use the row-major layout); the grid image is ``n*H x n*W``,
    fed as it is to fully convolutional models with global pooling (as the paper feeds 96 x 96 grids to
-   its 32 px network), or, with ``resize``, resized to the model's input size.
+   its 32 px network), or, with ``resize``, resized to the model's input size. A model that takes only its
+   own input size (a ViT's position embeddings: its spec lacks ``any_input_size``) always gets resized grids
+   (:func:`resizes_grids`; the grid store records ``resize``).
 4. **Scoring.** For every cell, the method's map for the cell's class on the whole grid (as the method
    returns it, channels already reduced), clamped at 0; score = positive attribution inside the cell /
    total positive attribution (0 when the total is 0). A uniform map scores the chance level ``1/n^2``,
@@ -281,7 +283,7 @@ def build_grids(model: nn.Module, spec: ModelSpec, images: torch.Tensor, targets
             raise
         chosen, reason = np.zeros((0, settings.cells), dtype=np.int64), str(err)
     tiled = tile(images[torch.from_numpy(chosen.reshape(-1))].reshape(*chosen.shape, *images.shape[1:]))
-    if settings.resize:
+    if resizes_grids(spec, settings):
         tiled = resize_grids(tiled, spec.input_size)
     if len(tiled):
         check_accepts(model, tiled[:1], device)
@@ -290,12 +292,18 @@ def build_grids(model: nn.Module, spec: ModelSpec, images: torch.Tensor, targets
                  confident={c: len(v) for c, v in order.items()}, reason=reason)
 
 
+def resizes_grids(spec: ModelSpec, settings: GridSettings) -> bool:
+    """Whether the grids are resized to the model's input size: when the config says so, or when the model takes
+    no other size (its spec lacks ``any_input_size``)."""
+    return settings.resize or "any_input_size" in spec.lacks
+
+
 @torch.no_grad()
 def check_accepts(model: nn.Module, grid: torch.Tensor, device: str | torch.device) -> None:
     """An error suggesting ``grid.resize`` when the model cannot take a grid of this size."""
     try:
         model(_as_float(grid.to(device)))
-    except RuntimeError as err:
+    except (RuntimeError, AssertionError) as err:  # timm asserts its input size
         raise GridError(f"the model does not accept {grid.shape[-2]}x{grid.shape[-1]} grid images ({err}); set "
                         f"grid.resize: true to resize them to its input size") from err
 

@@ -426,7 +426,7 @@ def build_grid(dataset: str, model_name: str, data_path: Path, checkpoint: Path,
     ``allow_empty``, a model with too few confident classes gets zero grids and the reason in ``empty_reason``.
     """
     from .config import grid_class_error
-    from .grid import GridSettings, build_grids
+    from .grid import GridSettings, build_grids, resizes_grids
     from .models import load_checkpoint
 
     start = time.perf_counter()
@@ -460,7 +460,7 @@ def build_grid(dataset: str, model_name: str, data_path: Path, checkpoint: Path,
         attrs={
             "dataset": dataset, "model": model_name, "n": conf.n, "n_grids": conf.n_grids,
             "n_grids_built": len(grids.items), "min_probability": conf.min_probability, "seed": conf.seed,
-            "resize": conf.resize, "allow_empty": conf.allow_empty, "empty_reason": grids.reason,
+            "resize": resizes_grids(model.spec, conf), "allow_empty": conf.allow_empty, "empty_reason": grids.reason,
             "probability": model.spec.probability, "metric": conf.metric, "chance": conf.chance,
             "source_item_ids": [[source[i] for i in row] for row in grids.items.tolist()],
             "source_items": len(source), "confident_per_class": {str(k): v for k, v in grids.confident.items()},

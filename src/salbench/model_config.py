@@ -33,6 +33,7 @@ VIT_LACKS = {
                             "transformer methods read the token grid",
     "propagation_rules": "no relevance rules for attention, layer norm and token embeddings in zennit's LRP",
     "relu_activations": "a vision transformer has GELU, no ReLU: the rule would be the plain gradient",
+    "any_input_size": "a vision transformer's position embeddings fix its input size (grids are resized to it)",
 }
 #: names of the ViTs a user model may be, by source: torchvision's ``vit_b_16`` ...; timm's ``VisionTransformer``
 #: models named ``vit_<size>_patch<k>...``, ``deit_...``, ``deit3_...`` (a pretrained tag after a dot allowed)
