@@ -201,3 +201,11 @@ def test_built_to_fail_metrics_are_flagged_and_a_reliable_one_passes():
 def test_signed_rank_p_is_scipys_wilcoxon(differences):
     expected = wilcoxon(differences, zero_method="zsplit", alternative="two-sided").pvalue
     assert signed_rank_p(np.array(differences)) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("differences", [[0.0, 1.0, 1.0, math.nan], [0.5, math.nan, 2.0, 3.0, 1.0]])
+def test_signed_rank_p_of_a_missing_score_is_nan_as_scipys(differences):
+    """The tied case (exact convolution here) once crashed on a NaN difference (the demo's disruptive model
+    perturbation left a metric without a value); SciPy propagates NaN, and so does this."""
+    assert math.isnan(wilcoxon(differences, zero_method="zsplit").pvalue)
+    assert math.isnan(signed_rank_p(np.array(differences)))

@@ -122,9 +122,12 @@ def signed_rank_p(differences: np.ndarray) -> float:
     distribution is that of ``sum r_i B_i`` over the non-zero differences' ranks ``r_i`` with fair coins
     ``B_i`` (zeros contribute a constant half rank to both sides), which a convolution over doubled ranks (whole
     numbers) gives exactly. Every other case goes to SciPy. One difference with a zero gives p = 1 here, where
-    SciPy refuses: no evidence of a change.
+    SciPy refuses: no evidence of a change. A NaN difference (a metric without a value for an item, e.g. under a
+    disruptive model perturbation) gives NaN, as SciPy's default ``nan_policy="propagate"``.
     """
     d = np.asarray(differences, dtype=np.float64)
+    if np.isnan(d).any():
+        return math.nan
     magnitudes = np.abs(d)
     tied = (d == 0).any() or np.unique(magnitudes).size < d.size
     if not tied or d.size > EXACT_TIED_MAX:
