@@ -127,7 +127,7 @@ def test_user_timm_vit_by_name_gets_the_transformer_spec(tmp_path):
              "input_size": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "num_classes": 4}
     planned = user_spec("deit", entry)  # what the workflow plans from, without torch
     assert planned["family"] == "vit" and set(planned["lacks"]) == {"spatial_feature_maps", "propagation_rules",
-                                                                   "relu_activations"}
+                                                                   "relu_activations", "any_input_size"}
     fetch_model("deit", entry, tmp_path / "deit.pt", progress=False)
     from salbench.models import load_checkpoint
 

@@ -62,7 +62,7 @@ def load_profile() -> dict:
 def write_test_profile(folder: Path) -> Path:
     """profiles/slurm for the test cluster. Changed: no account and the default partition; the GPU jobs ask for
     no GPU, and a `gpu_slot` token takes the GPU's place in keeping a group job's GPU jobs one after another;
-    smaller GPU groups; memory that fits the test node; squeue polled every few seconds; no retries, stop at the
+    memory that fits the test node; squeue polled every few seconds; no retries, stop at the
     first failure."""
     profile = load_profile()
     profile["slurm-no-account"] = True
@@ -76,9 +76,6 @@ def write_test_profile(folder: Path) -> Path:
     assert profile["resources"] == {"gpu": 1} and profile["set-resource-scopes"] == {"gpu": "local"}
     profile["resources"] = {"gpu_slot": 1}
     profile["set-resource-scopes"] = {"gpu_slot": "local"}
-    # group jobs of 2 (data set, model, method) components: the GPU-less node's two cores run two of them at once
-    # (a group of 8 runs its jobs one after another, ~10 s of process start-up each)
-    profile["group-components"]["gpu"] = 2
     profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 2,
                     "retries": 0, "keep-going": False, "slurm-keep-successful-logs": True})
     folder.mkdir(parents=True, exist_ok=True)

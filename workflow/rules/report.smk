@@ -60,9 +60,8 @@ for _name in SECTION_NAMES:
         resources:
             gpu=int(_section.gpu),
         group:
-            # on a cluster the CPU sections and the page are one job; a GPU section is its own (in the `gpu` group
-            # it would join every (data set, model, method) whose maps it reads into one serial job)
-            f"section_{_name}" if _section.gpu else "report"
+            # on a cluster the CPU sections and the page are one job, a GPU section joins the GPU jobs
+            "gpu" if _section.gpu else "report"
         conda:
             "../../environment.yml"
         shell:
