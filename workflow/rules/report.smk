@@ -60,8 +60,11 @@ for _name in SECTION_NAMES:
         resources:
             gpu=int(_section.gpu),
         group:
-            # on a cluster the CPU sections and the page are one job, a GPU section joins the GPU jobs
-            "gpu" if _section.gpu else "report"
+            # on a cluster the CPU sections are one job; a GPU section is a job of its own (in the `gpu` group it
+            # would join every (data set, model, method) it reads into one serial group job), and so is the page,
+            # which reads it (a group with a job that waits on a job outside it hits Snakemake's "Out of jobs
+            # ready to be started", snakemake#823)
+            None if _section.gpu else "report"
         conda:
             "../../environment.yml"
         shell:
@@ -80,8 +83,6 @@ rule report:
         html=f"reports/{STUDY}/index.html",
     log:
         f"logs/report/{STUDY}.log",
-    group:
-        "report"
     params:
         config=canonical_json({"study": STUDY, "methods": config["methods"]}),
         sections=[f"{name}={section_folder(STUDY, name)}" for name in SECTION_NAMES],
