@@ -20,13 +20,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from .mosaic import MASK_COLOUR, Cell, Row, map_picture, mosaic_figure, picture  # noqa: E402
 from .ranks import fmt_rank  # noqa: E402
 
 DPI = 110
 RC = {"svg.hashsalt": "salbench", "svg.fonttype": "none", "font.size": 9}
 SAVE = {"dpi": DPI, "bbox_inches": "tight", "facecolor": "white"}
 CONTROL_COLOUR = "0.45"
-MASK_COLOUR = "#00e676"
 FACET_WIDTH = 3.2  # inches per metric panel
 
 
@@ -108,35 +108,24 @@ def example_grid(images: np.ndarray, masks: np.ndarray | None, row_labels: list[
     Each map is scaled by its own max |value|: signed maps use a diverging colormap centred at 0,
     unsigned maps a sequential one. ``images`` are uint8 [K,C,H,W].
     """
-    k = images.shape[0]
+    rows = []
+    for i in range(images.shape[0]):
+        first = i == 0
+        cells = [Cell(picture(images[i]), title=("input + mask" if masks is not None else "input") if first else "",
+                      title_style={"fontsize": 8}, mask=None if masks is None else masks[i])]
+        cells += [Cell(map_picture(column.maps[i], map_colours(column.maps[i], column.signed)),
+                       title=column.method if first else "", title_style=control_style(column.control, 8))
+                  for column in columns]
+        rows.append(Row(row_labels[i], cells))
     with plt.rc_context(RC):
-        fig = Figure(figsize=(1.5 * (1 + len(columns)), 1.5 * k + 0.4))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(k, 1 + len(columns), squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.08})
-        for i in range(k):
-            _show_input(axes[i, 0], images[i], None if masks is None else masks[i])
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=7)
-            for j, column in enumerate(columns, start=1):
-                _show_map(axes[i, j], column.maps[i], column.signed)
-        axes[0, 0].set_title("input + mask" if masks is not None else "input", fontsize=8)
-        for j, column in enumerate(columns, start=1):
-            axes[0, j].set_title(column.method, fontsize=8, color=CONTROL_COLOUR if column.control else "black",
-                                 fontstyle="italic" if column.control else "normal")
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        _save(fig, path, ("png",))
+        _save(mosaic_figure(rows, cell_inches=1.5), path, ("png",))
     return path.with_suffix(".png")
 
 
-def _show_input(ax: plt.Axes, image: np.ndarray, mask: np.ndarray | None) -> None:
-    picture = np.transpose(image, (1, 2, 0))
-    if picture.shape[2] == 1:
-        ax.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
-    else:
-        ax.imshow(picture[..., :3], interpolation="antialiased")
-    if mask is not None and mask.any():
-        ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=1.0)
+def control_style(control: bool, size: float) -> dict[str, object]:
+    """Text keywords of a method's name in ``size`` points: a control in grey italics."""
+    return {"fontsize": size, "color": CONTROL_COLOUR if control else "black",
+            "fontstyle": "italic" if control else "normal"}
 
 
 def map_colours(saliency: np.ndarray, signed: bool) -> dict[str, object]:
@@ -146,10 +135,6 @@ def map_colours(saliency: np.ndarray, signed: bool) -> dict[str, object]:
     scale = scale if scale > 0 else 1.0
     return {"cmap": "RdBu_r", "vmin": -scale, "vmax": scale} if signed else {"cmap": "magma", "vmin": 0.0,
                                                                              "vmax": scale}
-
-
-def _show_map(ax: plt.Axes, saliency: np.ndarray, signed: bool) -> None:
-    ax.imshow(saliency, interpolation="antialiased", **map_colours(saliency, signed))
 
 
 def rank_agreement_figure(agreement: pd.DataFrame, metrics: list[str], families: dict[str, str],

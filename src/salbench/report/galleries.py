@@ -12,10 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from .figures import CONTROL_COLOUR, MASK_COLOUR, RC, _save, map_colours, plt
+from .figures import RC, _save, control_style, map_colours, plt
+from .mosaic import Cell, Row, grey, map_picture, mosaic_figure
 
 DEFAULT_PER_SIDE = 3
 PREFERRED_FAMILY = "localisation"
@@ -82,32 +80,19 @@ def gallery_figure(rows: list[GalleryRow], images: dict[str, np.ndarray], masks:
                    metric: str, path: Path) -> Path:
     """Rows = methods; columns = the method's best then worst items. Each cell: the input in grey, the map over
     it (scaled by its own max |value|; diverging if signed), the mask outlined; title = item and value."""
-    columns = max(len(r.items) for r in rows)
+    mosaic = []
+    for row in rows:
+        cells = []
+        for j, item in enumerate(row.items):
+            side = "best" if j < len(row.items) // 2 else "worst"
+            cells.append(Cell(overlay(images[item], row.maps[j], row.signed), mask=masks.get(item),
+                              title=f"{side}: {item}\n{metric} {row.values[j]:.3g}", outline_width=0.8))
+        mosaic.append(Row(row.method, cells, control_style(row.control, 7)))
     with plt.rc_context(RC):
-        fig = Figure(figsize=(1.25 * columns + 1.4, 1.35 * len(rows) + 0.5))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(len(rows), columns, squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.45})
-        for i, row in enumerate(rows):
-            for j, ax in enumerate(axes[i]):
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j >= len(row.items):
-                    ax.set_axis_off()
-                    continue
-                item = row.items[j]
-                _overlay(ax, images[item], row.maps[j], row.signed, masks.get(item))
-                side = "best" if j < len(row.items) // 2 else "worst"
-                ax.set_title(f"{side}: {item}\n{metric} {row.values[j]:.3g}", fontsize=6)
-            axes[i, 0].set_ylabel(row.method, fontsize=7, rotation=0, ha="right", va="center",
-                                  color=CONTROL_COLOUR if row.control else "black",
-                                  fontstyle="italic" if row.control else "normal")
-        _save(fig, path, ("png",))
+        _save(mosaic_figure(mosaic, cell_inches=1.25), path, ("png",))
     return path.with_suffix(".png")
 
 
-def _overlay(ax: Any, image: np.ndarray, saliency: np.ndarray, signed: bool, mask: np.ndarray | None) -> None:
-    grey = image.astype(np.float32).mean(axis=0)
-    ax.imshow(grey, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
-    ax.imshow(saliency, alpha=0.7, interpolation="antialiased", **map_colours(saliency, signed))
-    if mask is not None and mask.any():
-        ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=0.8)
+def overlay(image: np.ndarray, saliency: np.ndarray, signed: bool) -> np.ndarray:
+    """A map (scaled by its own max |value|; diverging if signed) at alpha 0.7 over its input [C,H,W] in grey."""
+    return map_picture(saliency, map_colours(saliency, signed), under=grey(image))

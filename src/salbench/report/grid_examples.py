@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from ..store import open_store
-from .figures import CONTROL_COLOUR, MASK_COLOUR, RC, _save, plt
-from .galleries import _overlay
+from .figures import RC, _save, control_style, plt
+from .galleries import overlay
+from .mosaic import Cell, Row, mosaic_figure, picture
 
 #: methods drawn when a study has more (all of them up to this many)
 MAX_METHODS = 8
@@ -130,40 +130,23 @@ def figure(examples: GridExamples, methods: list[MethodMaps], controls: set[str]
             fig.text(0.5, 0.5, f"{examples.dataset} / {examples.model}: no grids were built\n"
                      f"{examples.reason or 'no grid maps kept'}", ha="center", va="center", wrap=True, fontsize=8)
             return _save(fig, path, ("png", "svg"))
-        columns = count * cells + count - 1  # a narrow spacer column between grids
-        ratios = [r for g in range(count) for r in ([1.0] * cells + ([0.25] if g < count - 1 else []))]
-        fig = Figure(figsize=(1.15 * sum(ratios) + 1.4, 1.3 * (len(methods) + 1) + 0.4))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(len(methods) + 1, columns, squeeze=False,
-                            gridspec_kw={"wspace": 0.06, "hspace": 0.5, "width_ratios": ratios})
         height, width = examples.images.shape[-2:]
+        boxes = [(cell_box(k, examples.n, height, width),) for k in range(cells)]
+        top = Row("grid", [], {"fontsize": 7})
+        rows = [Row(method.method, [], control_style(method.method in controls, 7)) for method in methods]
         for g in range(count):
             image = examples.images[g]
             for k in range(cells):
-                column = g * (cells + 1) + k
-                box = cell_box(k, examples.n, height, width)
-                top = axes[0, column]
-                top.imshow(np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0], cmap="gray",
-                           vmin=0, vmax=255, interpolation="antialiased")
-                top.set_title(f"grid {examples.grids[g]}, cell {k}\n{examples.labels[g][k]}", fontsize=6)
-                for i, method in enumerate(methods, start=1):
-                    _overlay(axes[i, column], image, method.maps[g, k], method.signed, None)
-                    axes[i, column].set_title(f"{method.scores[g, k]:.2f}", fontsize=6)
-                for ax in axes[:, column]:
-                    ax.add_patch(Rectangle(box[:2], box[2], box[3], fill=False, edgecolor=MASK_COLOUR, linewidth=1.2))
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for g in range(count - 1):
-            for ax in axes[:, g * (cells + 1) + cells]:
-                ax.set_axis_off()
-        axes[0, 0].set_ylabel("grid", fontsize=7, rotation=0, ha="right", va="center")
-        for i, method in enumerate(methods, start=1):
-            control = method.method in controls
-            axes[i, 0].set_ylabel(method.method, fontsize=7, rotation=0, ha="right", va="center",
-                                  color=CONTROL_COLOUR if control else "black",
-                                  fontstyle="italic" if control else "normal")
-        return _save(fig, path, ("png", "svg"))
+                top.cells.append(Cell(picture(image), title=f"grid {examples.grids[g]}, cell {k}\n"
+                                      f"{examples.labels[g][k]}", boxes=boxes[k], outline_width=1.2))
+                for row, method in zip(rows, methods):
+                    row.cells.append(Cell(overlay(image, method.maps[g, k], method.signed), boxes=boxes[k],
+                                          title=f"{method.scores[g, k]:.2f}", outline_width=1.2))
+            if g < count - 1:
+                for row in [top, *rows]:
+                    row.cells.append(None)  # the narrow gap between grids
+        widths = [w for g in range(count) for w in [1.0] * cells + ([0.25] if g < count - 1 else [])]
+        return _save(mosaic_figure([top, *rows], cell_inches=1.15, column_widths=widths), path, ("png", "svg"))
 
 
 def pair_figures(stores: list[Path], order: list[str], controls: set[str], folder: Path) -> list[dict[str, Any]]:

@@ -27,7 +27,8 @@ from ..sanity.checks.base import STAGES
 from ..sanity.verdicts import verdict_values, verdicts
 from ..snapshot import load_catalog
 from ..store import open_store, read_table
-from .figures import CONTROL_COLOUR, RC, _save, _show_map
+from .figures import CONTROL_COLOUR, RC, _save, map_colours
+from .mosaic import Cell, Row, map_picture, mosaic_figure
 
 
 
@@ -185,24 +186,15 @@ def cascade_grid(stores: list[Path], methods: list[str], controls: set[str], pat
     rows = sorted((row for row in rows if row[0] in rank), key=lambda row: rank[row[0]])
     if not rows:
         return None
-    columns = max(len(stages) for _, _, stages, _ in rows)
+    mosaic = []
+    for method, order, stages, maps in rows:
+        signed = bool((maps < 0).any())
+        label = method if not order else f"{method}\n{order.replace('_', '-')}"
+        cells = [Cell(map_picture(saliency, map_colours(saliency, signed)), title=stage)
+                 for stage, saliency in zip(stages, maps)]
+        mosaic.append(Row(label, cells, {"color": CONTROL_COLOUR if method in controls else "black"}))
     with plt.rc_context(RC):
-        fig = Figure(figsize=(1.2 * columns + 1.4, 1.2 * len(rows) + 0.6))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(len(rows), columns, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.3})
-        for i, (method, order, stages, maps) in enumerate(rows):
-            for j in range(columns):
-                axes[i, j].set_xticks([])
-                axes[i, j].set_yticks([])
-                if j >= len(stages):
-                    axes[i, j].set_visible(False)
-                    continue
-                _show_map(axes[i, j], maps[j], signed=bool((maps < 0).any()))
-                axes[i, j].set_title(stages[j], fontsize=6)
-            label = method if not order else f"{method}\n{order.replace('_', '-')}"
-            axes[i, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center",
-                                  color=CONTROL_COLOUR if method in controls else "black")
-        _save(fig, path, ("png",))
+        _save(mosaic_figure(mosaic, cell_inches=1.0), path, ("png",))
     return path.with_suffix(".png")
 
 
