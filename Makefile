@@ -24,8 +24,10 @@ demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "Report: $(CURDIR)/reports/demo/index.html"
 
+# One pytest worker per core (pytest-xdist): most tests are one-threaded Python. Tests sharing an expensive session
+# fixture (the tiny study's runs, the trained default models) run on one worker (tests/conftest.py).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(CORES)
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

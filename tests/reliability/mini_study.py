@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from .helpers import ROOT
 from .helpers import snakemake as run_snakemake  # noqa: F401 (re-exported: the workflow tests' runner)
 
-from workflow_runs import SNAKEMAKE  # noqa: E402, I001 (importable once .helpers has put tests/workflow on the path)
+# re-exported, for a run not waited for; importable once .helpers has put tests/workflow on the path
+from workflow_runs import command  # noqa: E402, F401, I001
 
 MINI = {
     "study": "mini", "seed": 0, "device": "cpu", "batch_size": 16,
@@ -26,9 +26,3 @@ def write_config(folder: Path) -> Path:
     path = folder / "mini.yaml"
     path.write_text(yaml.safe_dump(MINI, sort_keys=False))
     return path
-
-
-def command(workdir: Path, config: Path, *args: str) -> list[str]:
-    """The command line :func:`run_snakemake` runs (2 cores, ``profiles/default``), for a run not waited for."""
-    return [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-            "--cores", "2", *args]

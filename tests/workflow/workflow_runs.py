@@ -18,12 +18,17 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 TINY = Path(__file__).with_name("config_tiny.yaml")
 
 
+def command(workdir: Path, config: Path, *args: str) -> list[str]:
+    """The command line that runs the project's Snakefile in ``workdir`` on ``config`` with 2 cores, plus ``args``
+    (for a run not waited for)."""
+    return [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
+            "--cores", "2", *args]
+
+
 def snakemake(workdir: Path, config: Path, *args: str, timeout: int = 600,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The project's Snakefile run in ``workdir`` on ``config`` with 2 cores, plus ``args``."""
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-           "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(command(workdir, config, *args), capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
