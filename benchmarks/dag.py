@@ -154,8 +154,9 @@ def make_outputs(workdir: Path, plan: str) -> int:
     stamp = int(time.time())
     outputs: set[str] = set()
     for line in plan.splitlines():
-        if line.startswith("    output: "):
-            outputs.update(p.strip() for p in line[len("    output: "):].split(","))
+        field = line.strip()  # a group job's members are listed one level deeper (the report's sections)
+        if field.startswith("output: "):
+            outputs.update(p.strip() for p in field[len("output: "):].split(","))
     for rel in sorted(outputs):
         path = workdir / rel
         if not path.exists():
