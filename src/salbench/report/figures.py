@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from .mosaic import MASK_COLOUR, Cell, Row, map_picture, mosaic_figure, picture  # noqa: E402
+from .mosaic import Cell, Row, map_picture, mosaic_figure, picture  # noqa: E402
 from .ranks import fmt_rank  # noqa: E402
 
 DPI = 110

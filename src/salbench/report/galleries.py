@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from .figures import RC, _save, control_style, map_colours, plt
 from .mosaic import Cell, Row, grey, map_picture, mosaic_figure
 

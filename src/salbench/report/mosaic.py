@@ -21,7 +21,8 @@ from matplotlib.patches import Rectangle
 
 OVERLAY_ALPHA = 0.7
 MASK_COLOUR = "#00e676"
-#: blank space around each cell, in pixels of a cell: between columns, and above a cell for its title
+#: blank space around each cell, as a fraction of the cell's width or height: between columns, and above a cell
+#: for its title
 COLUMN_GAP, ROW_GAP = 0.06, 0.28
 
 
