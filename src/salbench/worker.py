@@ -335,12 +335,13 @@ class Worker:
             ending = f"signal {os.WTERMSIG(status)}"
         else:
             ending = f"exit {os.waitstatus_to_exitcode(status)}"
+        # logged before the client hears the ending, so whoever saw a command end finds it in the log
+        self.log(f"child {pid} ({_describe(job.argv)}): {ending} after {time.monotonic() - job.started:.2f} s, "
+                 f"cpu {usage.ru_utime + usage.ru_stime:.2f} s")
         if not job.client_gone:
             self.selector.unregister(job.conn)
             _send(job.conn, ending)
         job.conn.close()
-        self.log(f"child {pid} ({_describe(job.argv)}): {ending} after {time.monotonic() - job.started:.2f} s, "
-                 f"cpu {usage.ru_utime + usage.ru_stime:.2f} s")
 
 
 def _describe(argv: list[str]) -> str:

@@ -26,12 +26,16 @@ rule score:
 
 
 def test_outputs_of_plain_jobs_and_of_group_members_are_made(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # dag.py imports its neighbour methods.py
-    dag = importlib.import_module("dag")
+    # dag.py imports its neighbour methods.py; the test package tests/methods may hold that name already
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved = {name: sys.modules.pop(name) for name in ("dag", "methods") if name in sys.modules}
     try:
+        dag = importlib.import_module("dag")
         assert dag.make_outputs(tmp_path, LISTING) == 4
     finally:
-        sys.modules.pop("dag", None)
+        for name in ("dag", "methods"):
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
     assert (tmp_path / "results/shapes/cnn/scores/gradient.curves.parquet").is_file()
     assert (tmp_path / "results/tables/study/fidelity.parquet").is_file()
     assert (tmp_path / "results/sections/study/fidelity").is_dir()  # a directory() output
