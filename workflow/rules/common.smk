@@ -3,6 +3,7 @@ import functools
 import inspect
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -225,10 +226,10 @@ def shard_inputs(pattern):
     return known_signature(inputs)
 
 
-def shard_items(wildcards):
-    """``START:STOP`` of the job's shard (``--items``)."""
+def shard_options(wildcards):
+    """``method_options`` and ``--items START:STOP``, the items of the job's shard."""
     start, stop = data_shards(wildcards.dataset)[int(wildcards.shard)]
-    return f"{start}:{stop}"
+    return f"{method_options(wildcards)} --items {start}:{stop}"
 
 
 def gather_code(wildcards=None):
@@ -289,17 +290,24 @@ def model_arch(wildcards):
     return config["models"][wildcards.model]["arch"]
 
 
-def method_name(wildcards):
-    return config["methods"][wildcards.method]["method"]
+def method_options(wildcards):
+    """What every (data set, model, method) job passes to its ``salbench`` command: ``--dataset --model --method
+    --method-id --params [--layer] --seed --batch-size --device``, quoted for the shell.
 
-
-def method_params(wildcards):
-    return _method_params(wildcards.method)
+    One params value and one field of the shell command instead of nine: Snakemake calls each params function and
+    formats each field once per job (the field three times when it lists the job), which was a third of planning a
+    20,000-job study (benchmarks/dag.py). As a params value it still triggers reruns when any of them changes."""
+    return _method_options(wildcards.dataset, wildcards.model, wildcards.method)
 
 
 @functools.cache
-def _method_params(method):
-    return canonical_json(config["methods"][method]["params"])
+def _method_options(dataset, model, method):
+    spec = config["methods"][method]
+    layer = config["models"][model].get("target_layer")
+    options = ["--dataset", dataset, "--model", model, "--method", spec["method"], "--method-id", method,
+               "--params", canonical_json(spec["params"]), *(["--layer", layer] if layer else []),
+               "--seed", str(config["seed"]), "--batch-size", str(config["batch_size"]), "--device", config["device"]]
+    return shlex.join(options)
 
 
 def layer_option(wildcards):

@@ -46,17 +46,10 @@ rule grid_localisation:
     resources:
         gpu=1,
     params:
-        name=method_name,
-        spec=method_params,
-        layer=layer_option,
-        seed=config["seed"],
-        device=config["device"],
-        batch_size=config["batch_size"],
+        options=method_options,
         code=grid_score_code,
     conda:
         "../../environment.yml"
     shell:
-        "salbench grid-score --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
-        " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --grids {input.grids}"
-        " --checkpoint {input.checkpoint} --seed {params.seed} --batch-size {params.batch_size}"
-        " --device {params.device} --threads {threads} --out {output.table} --maps-out {output.maps} > {log} 2>&1"
+        "salbench grid-score {params.options} --grids {input.grids} --checkpoint {input.checkpoint}"
+        " --threads {threads} --out {output.table} --maps-out {output.maps} > {log} 2>&1"

@@ -4,20 +4,13 @@
 # the same paths (gather_scores).
 
 SCORE_PARAMS = dict(
+    options=method_options,
     metrics=metrics_json,
-    name=method_name,
-    spec=method_params,
-    layer=layer_option,
-    seed=config["seed"],
-    device=config["device"],
-    batch_size=config["batch_size"],
     code=score_code,
 )
 SCORE_CMD = (
-    "salbench score --dataset {wildcards.dataset} --model {wildcards.model} --method-id {wildcards.method}"
-    " --metrics {params.metrics:q} --data {input.data} --checkpoint {input.checkpoint} --maps {input.maps}"
-    " --method {params.name} --params {params.spec:q} {params.layer} --seed {params.seed}"
-    " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
+    "salbench score {params.options} --metrics {params.metrics:q} --data {input.data}"
+    " --checkpoint {input.checkpoint} --maps {input.maps} --threads {threads}"
 )
 
 
@@ -61,12 +54,11 @@ rule score_shard:
     resources:
         gpu=1,
     params:
-        item_range=shard_items,
-        **SCORE_PARAMS,
+        **SCORE_PARAMS | dict(options=shard_options),
     conda:
         "../../environment.yml"
     shell:
-        f"{SCORE_CMD} --items {{params.item_range}} --out {{output.scores}} --curves-out {{output.curves}} > {{log}} 2>&1"
+        f"{SCORE_CMD} --out {{output.scores}} --curves-out {{output.curves}} > {{log}} 2>&1"
 
 
 rule gather_scores:

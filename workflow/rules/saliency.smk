@@ -2,20 +2,13 @@
 # (saliency_shard) and a gather job that writes the same store at the same path (gather_saliency).
 
 SALIENCY_PARAMS = dict(
-    name=method_name,
-    spec=method_params,
-    layer=layer_option,
-    seed=config["seed"],
-    device=config["device"],
-    batch_size=config["batch_size"],
+    options=method_options,
     maps_dtype=config["maps_dtype"],
     code=method_code,
 )
 SALIENCY_CMD = (
-    "salbench saliency --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
-    " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
-    " --checkpoint {input.checkpoint} --seed {params.seed} --batch-size {params.batch_size}"
-    " --device {params.device} --threads {threads} --maps-dtype {params.maps_dtype}"
+    "salbench saliency {params.options} --data {input.data} --checkpoint {input.checkpoint} --threads {threads}"
+    " --maps-dtype {params.maps_dtype}"
 )
 
 
@@ -55,12 +48,11 @@ rule saliency_shard:
     resources:
         gpu=1,
     params:
-        item_range=shard_items,
-        **SALIENCY_PARAMS,
+        **SALIENCY_PARAMS | dict(options=shard_options),
     conda:
         "../../environment.yml"
     shell:
-        f"{SALIENCY_CMD} --items {{params.item_range}} --out {{output}} > {{log}} 2>&1"
+        f"{SALIENCY_CMD} --out {{output}} > {{log}} 2>&1"
 
 
 rule gather_saliency:

@@ -18,23 +18,16 @@ rule sanity_model_checks:
     resources:
         gpu=1,
     params:
-        name=method_name,
-        spec=method_params,
-        layer=layer_option,
+        options=method_options,
         settings=sanity_json,
-        seed=config["seed"],
-        device=config["device"],
-        batch_size=config["batch_size"],
         code=sanity_code,
         permuted=permuted_option,
     conda:
         "../../environment.yml"
     shell:
-        "salbench sanity --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
-        " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
-        " --checkpoint {input.checkpoint} {params.permuted} --settings {params.settings:q}"
-        " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --threads {threads}"
-        " --out {output.table} --maps-out {output.cascade} > {log} 2>&1"
+        "salbench sanity {params.options} --data {input.data} --checkpoint {input.checkpoint} {params.permuted}"
+        " --settings {params.settings:q} --threads {threads} --out {output.table} --maps-out {output.cascade}"
+        " > {log} 2>&1"
 
 
 rule sanity_class_checks:
@@ -52,19 +45,11 @@ rule sanity_class_checks:
     resources:
         gpu=1,
     params:
-        name=method_name,
-        spec=method_params,
-        layer=layer_option,
+        options=method_options,
         settings=sanity_json,
-        seed=config["seed"],
-        device=config["device"],
-        batch_size=config["batch_size"],
         code=sanity_code,
     conda:
         "../../environment.yml"
     shell:
-        "salbench sanity --dataset {wildcards.dataset} --model {wildcards.model} --method {params.name}"
-        " --method-id {wildcards.method} --params {params.spec:q} {params.layer} --data {input.data}"
-        " --checkpoint {input.checkpoint} --maps {input.maps} --settings {params.settings:q}"
-        " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --threads {threads}"
-        " --out {output.table} > {log} 2>&1"
+        "salbench sanity {params.options} --data {input.data} --checkpoint {input.checkpoint} --maps {input.maps}"
+        " --settings {params.settings:q} --threads {threads} --out {output.table} > {log} 2>&1"
