@@ -25,6 +25,16 @@ TESTS = Path(__file__).resolve().parent
 PROBE = TESTS / "worker_probe.py"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def interruptible():
+    """Processes started here take SIGINT as a terminal's foreground process does, even when the test run was
+    started in the background (a shell's ``&`` sets SIGINT to ignored, which every process started here would
+    inherit: the signal tests would hang and the probes would report SIG_IGN)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler, not SIG_IGN: exec resets it
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _env(folder: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "PYTEST"))}
     return {**env, "PYTHONPATH": str(TESTS), client.ENV_SWITCH: str(folder), **extra}
