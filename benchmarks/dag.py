@@ -20,6 +20,10 @@ real run's metadata. Each timing is the median (and the minimum, the least distu
 
     .venv/bin/python benchmarks/dag.py [--sharded 1000 5000 20000] [--repeats 3]
     .venv/bin/python benchmarks/dag.py --copies [--dataset-copies 1] [--method-copies 4]
+    git worktree add /tmp/before HEAD~1 && .venv/bin/python benchmarks/dag.py --sharded 20000 --against /tmp/before
+
+``--against`` times each plan beside another checkout's, both at once (one per core), and reports the ratio:
+on a shared VM one plan's time varies by 10-20 % from one minute to the next, a pair's ratio by a few percent.
 
 Writes ``benchmarks/results/dag.json`` (``--out`` to change).
 """
@@ -30,14 +34,16 @@ import argparse
 import json
 import os
 import re
-import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -99,20 +105,43 @@ def shard_size_for(jobs: int, items: int, pairs: int, per_pair: int, fixed: int,
     return max(batch_size, -(-items // shards // batch_size) * batch_size)
 
 
-def run(workdir: Path, config: Path, *args: str, quiet: bool = True) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user + system of the process and its children) and output of one snakemake call
-    (local, no profile) that must succeed."""
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
+@dataclass
+class Started:
+    """A snakemake call under way: its process, where its output goes, when it started."""
+
+    command: list[str]
+    process: subprocess.Popen
+    output: IO[str]
+    start: float
+
+
+def start(workdir: Path, config: Path, *args: str, quiet: bool = True, root: Path = ROOT) -> Started:
+    """One snakemake call (local, no profile) of ``root``'s Snakefile, with ``root``'s ``src`` on the path."""
+    cmd = [str(SNAKEMAKE), "-s", str(root / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
            "--cores", "1", "--workflow-profile", "none", *(["--quiet", "rules"] if quiet else []), *args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SALBENCH_WORKER": "off"})
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-    return seconds, cpu, result.stdout + result.stderr
+    env = {**os.environ, "SALBENCH_WORKER": "off", **({"PYTHONPATH": str(root / "src")} if root != ROOT else {})}
+    output = tempfile.TemporaryFile("w+")  # a file, not a pipe: a listing of 20,000 jobs would fill a pipe
+    return Started(cmd, subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT, text=True, env=env),
+                   output, time.perf_counter())
+
+
+def finish(started: Started) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system of that process and its children) and output of a call that must
+    succeed."""
+    _, status, usage = os.wait4(started.process.pid, 0)
+    seconds = time.perf_counter() - started.start
+    started.process.returncode = os.waitstatus_to_exitcode(status)
+    started.output.seek(0)
+    text = started.output.read()
+    started.output.close()
+    if started.process.returncode != 0:
+        raise RuntimeError(f"{' '.join(started.command)} failed:\n{text[-3000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, text
+
+
+def run(workdir: Path, config: Path, *args: str, quiet: bool = True) -> tuple[float, float, str]:
+    """One snakemake call of this checkout's Snakefile: see ``finish``."""
+    return finish(start(workdir, config, *args, quiet=quiet))
 
 
 def planned_total(output: str) -> int:
@@ -170,15 +199,27 @@ def _stats(values: list[float]) -> dict[str, float | list[float]]:
     return {"median": statistics.median(values), "min": min(values), "runs": values}
 
 
-def measure(config: dict, repeats: int, prepare=None) -> dict:
-    """Plan and no-op rerun timings of one generated study."""
+def measure(config: dict, repeats: int, prepare=None, against: Path | None = None) -> dict:
+    """Plan and no-op rerun timings of one generated study; with ``against`` (another checkout), each plan also
+    runs that checkout's Snakefile at the same time on a copy of the work folder, one process per core, so both
+    see the same load (on a shared VM the same plan varies by 10-20 % from one minute to the next)."""
     with tempfile.TemporaryDirectory(prefix="salbench-dag-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(tmp) / "ours"
+        workdir.mkdir()
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         if prepare is not None:
             prepare(workdir)
-        plans = [run(workdir, config_path, "-n") for _ in range(repeats)]
+        theirs = Path(tmp) / "theirs"
+        if against is not None:
+            shutil.copytree(workdir, theirs)
+        plans, their_plans = [], []
+        for _ in range(repeats):
+            calls = [start(workdir, config_path, "-n")]
+            if against is not None:
+                calls.append(start(theirs, theirs / "config.yaml", "-n", root=against))
+            plans.append(finish(calls[0]))
+            their_plans.extend(finish(call) for call in calls[1:])
         counts = planned_counts(plans[0][2])
         _, _, listing = run(workdir, config_path, "-n", quiet=False)
         outputs = make_outputs(workdir, listing)
@@ -186,9 +227,16 @@ def measure(config: dict, repeats: int, prepare=None) -> dict:
         leftover = planned_counts(noops[0][2])
         if leftover:  # a workflow file edited meanwhile (docs/fidelity.md reruns the report): recorded, not hidden
             print(f"warning: the no-op rerun planned {leftover}", file=sys.stderr)
-    return {"jobs": sum(counts.values()), "jobs_by_rule": counts, "outputs": outputs, "noop_planned": leftover,
-            "plan_s": _stats([s for s, _, _ in plans]), "plan_cpu_s": _stats([c for _, c, _ in plans]),
-            "noop_rerun_s": _stats([s for s, _, _ in noops]), "noop_rerun_cpu_s": _stats([c for _, c, _ in noops])}
+    row = {"jobs": sum(counts.values()), "jobs_by_rule": counts, "outputs": outputs, "noop_planned": leftover,
+           "plan_s": _stats([s for s, _, _ in plans]), "plan_cpu_s": _stats([c for _, c, _ in plans]),
+           "noop_rerun_s": _stats([s for s, _, _ in noops]), "noop_rerun_cpu_s": _stats([c for _, c, _ in noops])}
+    if against is not None:
+        if planned_counts(their_plans[0][2]) != counts:
+            print(f"warning: {against} plans other jobs", file=sys.stderr)
+        row["against"] = {"checkout": str(against), "plan_s": _stats([s for s, _, _ in their_plans]),
+                          "plan_cpu_s": _stats([c for _, c, _ in their_plans]),
+                          "ratio_plan_s": _stats([o[0] / t[0] for o, t in zip(plans, their_plans)])}
+    return row
 
 
 def one_shard_plan(items: int) -> str:
@@ -220,6 +268,9 @@ def main() -> None:
     parser.add_argument("--dataset-copies", type=int, default=1, help="copies of the default's data sets")
     parser.add_argument("--method-copies", type=int, default=4, help="copies of the default's methods")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each kind (median reported)")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="time each plan side by side with this checkout's Snakefile (e.g. a `git worktree` of "
+                             "the previous commit) and report the ratio of the two (sharded studies)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     load = os.getloadavg()
@@ -240,13 +291,17 @@ def main() -> None:
     fixed = sum(one.values()) - 2 * pairs - per_pair * pairs
     for target in args.sharded:
         size = shard_size_for(target, args.items, pairs, per_pair, fixed, _default()["batch_size"])
-        row = measure(sharded_config(size, args.items), args.repeats, lambda w: fake_data(w, "shapes", args.items))
+        row = measure(sharded_config(size, args.items), args.repeats, lambda w: fake_data(w, "shapes", args.items),
+                      against=args.against)
         row.update(target_jobs=target, shard_size=size, shards=-(-args.items // size), pairs=pairs,
                    load_average_after=os.getloadavg())
         rows.append(row)
         print(f"{row['jobs']} jobs ({row['shards']} shards of {size} x {pairs} (model, method) pairs): "
               f"plan {row['plan_s']['median']:.1f} s wall / {row['plan_cpu_s']['median']:.1f} s CPU, no-op rerun "
               f"{row['noop_rerun_s']['median']:.1f} s wall / {row['noop_rerun_cpu_s']['median']:.1f} s CPU", flush=True)
+        if args.against is not None:
+            print(f"  beside {args.against}: plan {row['against']['plan_s']['median']:.1f} s wall, ratio "
+                  f"{row['against']['ratio_plan_s']['median']:.3f} (median of {args.repeats} pairs)", flush=True)
     payload.update(kind="sharded", items=args.items, studies=rows,
                    growth_exponent={key: growth(rows, key) for key in ("plan_s", "noop_rerun_s", "plan_cpu_s")},
                    note="wall and CPU seconds of `snakemake -n` on a work folder with the data only (plan) and after "
