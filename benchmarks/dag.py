@@ -23,7 +23,7 @@ real run's metadata. Each timing is the median (and the minimum, the least distu
     git worktree add /tmp/before HEAD~1 && .venv/bin/python benchmarks/dag.py --sharded 20000 --against /tmp/before
 
 ``--against`` times each plan beside another checkout's, both at once (one per core), and reports the ratio:
-on a shared VM one plan's time varies by 10-20 % from one minute to the next, a pair's ratio by a few percent.
+on a shared VM one plan's time varies by 10-20 % from one minute to the next, a pair's ratio by under 10 %.
 
 Writes ``benchmarks/results/dag.json`` (``--out`` to change).
 """

@@ -295,8 +295,9 @@ def method_options(wildcards):
     --method-id --params [--layer] --seed --batch-size --device``, quoted for the shell.
 
     One params value and one field of the shell command instead of nine: Snakemake calls each params function and
-    formats each field once per job (the field three times when it lists the job), which was a third of planning a
-    20,000-job study (benchmarks/dag.py). As a params value it still triggers reruns when any of them changes."""
+    formats each field once per job (three times when it lists the job); planning a 20,000-job study took about
+    6 % less (``benchmarks/dag.py --against``). As a params value it still triggers reruns when any of them
+    changes."""
     return _method_options(wildcards.dataset, wildcards.model, wildcards.method)
 
 
