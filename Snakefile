@@ -37,7 +37,7 @@ onstart:
         _study_checks()
     from salbench.worker import start_worker
 
-    start_worker(workflow.local_exec)
+    start_worker(workflow.local_exec, shell=shell.get_executable())  # the jobs' shell: their environment
 
 
 onsuccess:

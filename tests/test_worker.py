@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,6 +207,25 @@ def test_off_switch_and_cluster_runs_start_no_worker(tmp_path, monkeypatch):
     monkeypatch.setenv(client.ENV_SWITCH, "off")
     assert worker.start_worker(local=True) is None
     assert not (tmp_path / client.DEFAULT_DIR).exists()
+
+
+def test_jobs_reach_the_worker_when_the_environment_exports_what_their_shell_drops(tmp_path, monkeypatch):
+    """A venv's ``activate`` exports PS1; bash drops it in a job's non-interactive shell. The worker starts
+    through the jobs' shell, so it imports under their environment and serves them (a worker started beside the
+    shell kept PS1 in its key, and every job ran in its own process)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PS1", "(.venv) $ ")
+    monkeypatch.delenv(client.ENV_SWITCH, raising=False)
+    bash = shutil.which("bash")
+    process = worker.start_worker(local=True, shell=bash)
+    try:
+        job = subprocess.run([bash, "-c", f"{Path(sys.executable).parent / 'salbench'} --help > help.txt"],
+                             env=worker.job_environment(), timeout=120)  # as Snakemake's shell runs a job
+        assert job.returncode == 0 and "usage: salbench" in (tmp_path / "help.txt").read_text()
+    finally:
+        worker.stop_worker()
+    assert process.wait(30) == 0
+    assert "stopped after 1 commands" in (tmp_path / client.DEFAULT_DIR / worker.LOG_NAME).read_text()
 
 
 def test_worker_stops_when_idle_and_removes_its_socket(tmp_path):

@@ -382,9 +382,10 @@ def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> dict[str, str | None]:
 
 
 def serve(folder: Path, owner: int | None = None, idle_timeout: float = IDLE_TIMEOUT_S, entry: str = ENTRY,
-          modules: tuple[str, ...] = WARM_MODULES) -> None:
+          modules: tuple[str, ...] = WARM_MODULES, notify_fd: int | None = None) -> None:
     """Listen on ``folder/<environment key>.sock`` (relative to the working folder), import ``modules``, serve
-    commands: each runs ``entry`` in a forked child."""
+    commands: each runs ``entry`` in a forked child. ``notify_fd``: a pipe that gets the socket's path, then is
+    closed, once clients can connect."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{environment_key(os.environ, entry)}.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -393,6 +394,9 @@ def serve(folder: Path, owner: int | None = None, idle_timeout: float = IDLE_TIM
     listener.bind(str(staging))
     listener.listen(64)
     os.replace(staging, path)  # clients queue from here on, while the imports below run
+    if notify_fd is not None:
+        with os.fdopen(notify_fd, "w") as notify:
+            notify.write(str(path))
     worker = Worker(listener, path, owner, idle_timeout, entry)
     start = time.perf_counter()
     worker.import_effects = warm_up(modules)
@@ -417,25 +421,33 @@ def job_environment(threads: int = 1) -> dict[str, str]:
 _STARTED: list[subprocess.Popen] = []
 
 
-def start_worker(local: bool, folder: Path | None = None, wait_s: float = 10.0) -> subprocess.Popen | None:
+def start_worker(local: bool, folder: Path | None = None, wait_s: float = 10.0,
+                 shell: str | None = None) -> subprocess.Popen | None:
     """Start the worker for this Snakemake run (``local``: not a cluster executor) in the working folder; None
-    when it is off (``SALBENCH_WORKER=off``), not local or not available here."""
+    when it is off (``SALBENCH_WORKER=off``), not local or not available here.
+
+    ``shell``: the executable Snakemake runs each job's command with (``shell.get_executable()``). The worker
+    starts through it, so that it imports under the environment a job's shell has: bash, for one, drops an
+    exported ``PS1`` (which a venv's ``activate`` exports) and sources ``BASH_ENV``. Started beside the shell
+    instead, such a worker's key matched no job, and every job ran in its own process."""
     switch = os.environ.get(ENV_SWITCH, "")
     if not local or switch.strip().lower() in OFF or not available():
         return None
     folder = Path(folder or switch or DEFAULT_DIR)
     folder.mkdir(parents=True, exist_ok=True)
-    env = job_environment()
-    path = folder / f"{environment_key(env)}.sock"
-    path.unlink(missing_ok=True)  # a killed run's socket
+    ready, notify = os.pipe()
+    command = [sys.executable, "-m", "salbench.worker", "--dir", str(folder), "--owner", str(os.getpid()),
+               "--notify-fd", str(notify)]
+    if shell:
+        command = [shell, "-c", 'exec "$@"', shell, *command]  # $0 = the shell, "$@" = the worker's command
     log = open(folder / LOG_NAME, "w")
     with log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "salbench.worker", "--dir", str(folder), "--owner", str(os.getpid())],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + wait_s
-    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+        process = subprocess.Popen(command, env=job_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True, pass_fds=(notify,))
+    os.close(notify)
+    with os.fdopen(ready) as announced, selectors.DefaultSelector() as selector:
+        selector.register(announced, selectors.EVENT_READ)
+        selector.select(wait_s)  # the socket's path (clients can connect), or end of file (the worker did not start)
     _STARTED.append(process)
     return process
 
@@ -462,10 +474,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entry", default=ENTRY, help=f"MODULE:FUNCTION each child runs (default {ENTRY})")
     parser.add_argument("--modules", nargs="*", default=list(WARM_MODULES),
                         help="modules to import once (default: the ones every salbench job imports)")
+    parser.add_argument("--notify-fd", type=int,
+                        help="write the socket's path to this inherited pipe once clients can connect, then close it")
     args = parser.parse_args(argv)
     if not available():
         raise SystemExit("salbench.worker: needs Linux (os.pidfd_open, SCM_RIGHTS)")
-    serve(args.dir, args.owner, args.idle_timeout, args.entry, tuple(args.modules))
+    serve(args.dir, args.owner, args.idle_timeout, args.entry, tuple(args.modules), args.notify_fd)
 
 
 if __name__ == "__main__":
