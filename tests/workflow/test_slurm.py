@@ -37,6 +37,9 @@ def test_tiny_study_on_slurm_equals_local_run(finished_run, plain_run):
     jobs = sum(n for rule, n in planned_jobs(plain_run.result).items() if rule != "all")
     print(f"SLURM run: {plain_run.seconds:.0f} s, {jobs} jobs in {len(submitted)} SLURM jobs")
     assert 0 < len(submitted) <= jobs // 3, log[-3000:]  # groups: a few submissions for many jobs
+    in_groups = [job for group_log in (workdir / "logs" / "slurm").glob("group_*/*.log")
+                 for job in re.search(r"--target-jobs (.*?) --", group_log.read_text()).group(1).split()]
+    assert len(in_groups) == len(set(in_groups)), "a job ran in two SLURM group jobs, or twice in one"
     assert any((workdir / "logs" / "slurm").rglob("*.log"))
     expected = result_paths(local)
     assert result_paths(workdir) == expected

@@ -48,6 +48,14 @@ def test_full_run_writes_report_and_stores(finished_run):
         assert any((workdir / "logs" / rule).rglob("*.log")), f"no log for rule {rule}"
 
 
+def test_an_unsharded_study_completes_no_checkpoint(finished_run):
+    """Without a sharded data set, prepare_dataset is a plain rule: Snakemake re-forms group jobs after a checkpoint
+    completes, and with group-components above 1 (profiles/slurm) put jobs into two SLURM group jobs at once."""
+    workdir, _ = finished_run
+    first = min((workdir / ".snakemake" / "log").glob("*.snakemake.log")).read_text()  # named by start time
+    assert "Finished jobid" in first and "Updating checkpoint dependencies" not in first
+
+
 def test_second_run_does_nothing(finished_run):
     workdir, config = finished_run
     result = snakemake(workdir, config, "-n")

@@ -199,7 +199,7 @@ def permuted_train_params(wildcards):
 
 # Sharding (datasets.<d>.shard_size; salbench.shards): a sharded data set's saliency and score jobs run one job
 # per shard of its items, and gather jobs write the unsharded paths. The shard count needs the data store's item
-# count, so prepare_dataset is a checkpoint; nothing asks for it on an unsharded data set, whose DAG is unchanged.
+# count, so prepare_dataset is a checkpoint in a study with a sharded data set (workflow/rules/data.smk).
 SHARDED_DATASETS = [d for d in DATASETS if config["datasets"][d].get("shard_size")]
 UNSHARDED_DATASETS = [d for d in DATASETS if d not in SHARDED_DATASETS]
 
