@@ -18,6 +18,7 @@ from salbench.shards import (
     SHARDS_ATTR,
     gather,
     gather_maps,
+    merged_groups_warning,
     open_items,
     parse_items,
     select_items,
@@ -265,3 +266,11 @@ def test_empty_curves_tables_gather_to_the_unsharded_empty_table(study, tmp_path
     pd.testing.assert_frame_equal(gathered, read_table(tmp_path / "whole.curves.parquet"))
     with pytest.raises(ValueError, match="shards are missing"):
         gather([tmp_path / "s0.curves.parquet"], tmp_path / "out.curves.parquet")
+
+
+def test_a_sharded_study_on_a_cluster_with_merged_groups_is_warned():
+    merged = {"gpu": 8, "shard": 1}
+    assert "(gpu)" in merged_groups_warning(["imagenet"], merged, local=False)
+    assert merged_groups_warning([], merged, local=False) is None  # no checkpoint without a sharded data set
+    assert merged_groups_warning(["imagenet"], {"gpu": 1}, local=False) is None
+    assert merged_groups_warning(["imagenet"], merged, local=True) is None  # a local run forms no group jobs

@@ -39,6 +39,20 @@ def shard_ranges(n_items: int, shard_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + shard_size, n_items)) for start in range(0, n_items, shard_size)]
 
 
+def merged_groups_warning(sharded: Sequence[str], group_components: dict[str, int], local: bool) -> str | None:
+    """The warning for a sharded study on a cluster whose group jobs join several components, else None.
+
+    A sharded data set's preparation is a checkpoint, and Snakemake 9.27 re-forms group jobs when one completes:
+    with ``group-components`` above 1 it re-merges groups it merged before, and one job can then sit in two
+    cluster jobs that run it at once (snakemake/snakemake#1628; workflow/rules/data.smk)."""
+    merged = sorted(group for group, n in group_components.items() if n > 1)
+    if not sharded or not merged or local:
+        return None
+    return (f"a sharded study with group-components above 1 ({', '.join(merged)}): after the data checkpoint "
+            "Snakemake 9.27 may put a job into two cluster jobs that run it at once; set them to 1 in the profile "
+            "to rule it out (README, Running on a cluster, Sharding)")
+
+
 def parse_items(text: str) -> tuple[int, int]:
     """``"START:STOP"`` -> ``(start, stop)`` with ``0 <= start <= stop`` (the command line's ``--items``)."""
     parts = text.split(":")

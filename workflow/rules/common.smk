@@ -20,7 +20,7 @@ from salbench.config import (
 from salbench.catalog import study_catalog
 from salbench.model_config import USER_ARCH, is_fetched, user_spec
 from salbench.plugins import check_sources
-from salbench.shards import shard_ranges, store_size
+from salbench.shards import merged_groups_warning, shard_ranges, store_size
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 try:  # a --configfile study (an empty one is an error), else the default study
@@ -482,6 +482,10 @@ onstart:
         sys.exit(f"salbench: {err}")
     for (model, method), reason in sorted(SKIPPED.items()):
         print(f"salbench: skipping {method} on {model}: {reason}", file=sys.stderr)
+    warning = merged_groups_warning(SHARDED_DATASETS, dict(workflow.group_settings.group_components),
+                                    workflow.local_exec)
+    if warning:
+        print(f"salbench: warning: {warning}", file=sys.stderr)
 
 
 # fetch_model (models.smk)
