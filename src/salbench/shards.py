@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 #: attr of a shard's store: ``{"start", "stop", "items"}`` (its range and the data store's item count)
 SHARD_ATTR = "shard"
@@ -39,7 +39,7 @@ def shard_ranges(n_items: int, shard_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + shard_size, n_items)) for start in range(0, n_items, shard_size)]
 
 
-def merged_groups_warning(sharded: Sequence[str], group_components: dict[str, int], local: bool) -> str | None:
+def merged_groups_warning(sharded: Sequence[str], group_components: Mapping[str, int], local: bool) -> str | None:
     """The warning for a sharded study on a cluster whose group jobs join several components, else None.
 
     A sharded data set's preparation is a checkpoint, and Snakemake 9.27 re-forms group jobs when one completes:

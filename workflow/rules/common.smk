@@ -482,8 +482,7 @@ onstart:
         sys.exit(f"salbench: {err}")
     for (model, method), reason in sorted(SKIPPED.items()):
         print(f"salbench: skipping {method} on {model}: {reason}", file=sys.stderr)
-    warning = merged_groups_warning(SHARDED_DATASETS, dict(workflow.group_settings.group_components),
-                                    workflow.local_exec)
+    warning = merged_groups_warning(SHARDED_DATASETS, workflow.group_settings.group_components, workflow.local_exec)
     if warning:
         print(f"salbench: warning: {warning}", file=sys.stderr)
 
